@@ -1,0 +1,162 @@
+//! The NextItNet residual block, with optional model patches.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::tensor::{activation::relu, backend::Backend, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::conv::{DilatedConv1d, DilatedConv1dConfig};
+use crate::patch::{ModelPatch, ModelPatchConfig};
+
+/// Where model patches are inserted in a residual block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Insertion {
+    /// `MP(conv(x))` before each LayerNorm: two patches per block (PeterRec's default).
+    Serial,
+    /// `conv(x) + delta(x)` before each LayerNorm, where `delta` is the patch's residual branch:
+    /// two patches per block, each beside its convolution. With a zero-initialised patch the block
+    /// computes the pretrained function exactly. (The PyTorch port in `shared/bench` adds the whole
+    /// `MP(x) = x + delta(x)` instead, which also adds the conv's input.)
+    Parallel,
+    /// One serial patch per block, after the second convolution.
+    SerialOne,
+}
+
+impl Insertion {
+    /// Number of patches this mode puts in one block.
+    pub fn patches_per_block(self) -> usize {
+        match self {
+            Insertion::Serial | Insertion::Parallel => 2,
+            Insertion::SerialOne => 1,
+        }
+    }
+}
+
+/// Configuration of a [`ResidualBlock`].
+#[derive(Config, Debug)]
+pub struct ResidualBlockConfig {
+    /// Channels `C`.
+    pub channels: usize,
+    /// Dilation `d` of the first convolution; the second uses `2d`.
+    pub dilation: usize,
+    /// Kernel width.
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// Causal or centred convolutions.
+    #[config(default = true)]
+    pub causal: bool,
+    /// LayerNorm epsilon (the original uses 1e-8).
+    #[config(default = 1e-8)]
+    pub layer_norm_eps: f64,
+    /// Init standard deviation of the convolutions.
+    #[config(default = 0.02)]
+    pub init_std: f64,
+    /// Init seed.
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl ResidualBlockConfig {
+    /// Builds the block; `name` makes its init streams unique within a model.
+    pub fn init_named<B: Backend>(&self, name: &str, device: &B::Device) -> ResidualBlock<B> {
+        let conv = |d: usize, n: &str| {
+            DilatedConv1dConfig::new(self.channels, self.channels)
+                .with_kernel_size(self.kernel_size)
+                .with_dilation(d)
+                .with_causal(self.causal)
+                .with_init_std(self.init_std)
+                .with_seed(self.seed)
+                .init_named(&format!("{name}.{n}"), device)
+        };
+        let ln = || {
+            LayerNormConfig::new(self.channels)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        ResidualBlock {
+            conv1: conv(self.dilation, "conv1"),
+            ln1: ln(),
+            conv2: conv(2 * self.dilation, "conv2"),
+            ln2: ln(),
+            mp1: None,
+            mp2: None,
+            parallel: false,
+        }
+    }
+
+    /// Builds the block.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ResidualBlock<B> {
+        self.init_named("block", device)
+    }
+}
+
+/// `h = ReLU(LN1(conv_d(x))); h = ReLU(LN2(conv_2d(h))); out = x + h`, with optional patches.
+#[derive(Module, Debug)]
+pub struct ResidualBlock<B: Backend> {
+    /// Convolution with dilation `d`.
+    pub conv1: DilatedConv1d<B>,
+    /// First LayerNorm.
+    pub ln1: LayerNorm<B>,
+    /// Convolution with dilation `2d`.
+    pub conv2: DilatedConv1d<B>,
+    /// Second LayerNorm (trained by PeterRec).
+    pub ln2: LayerNorm<B>,
+    /// Patch at the first convolution (serial and parallel modes).
+    pub mp1: Option<ModelPatch<B>>,
+    /// Patch at the second convolution.
+    pub mp2: Option<ModelPatch<B>>,
+    /// Parallel insertion (else serial).
+    pub parallel: bool,
+}
+
+impl<B: Backend> ResidualBlock<B> {
+    /// Inserts fresh patches (replacing any present).
+    pub fn attach_patches(
+        mut self,
+        insertion: Insertion,
+        config: &ModelPatchConfig,
+        name: &str,
+        device: &B::Device,
+    ) -> Self {
+        self.mp1 = match insertion {
+            Insertion::Serial | Insertion::Parallel => {
+                Some(config.init_named(&format!("{name}.mp1"), device))
+            }
+            Insertion::SerialOne => None,
+        };
+        self.mp2 = Some(config.init_named(&format!("{name}.mp2"), device));
+        self.parallel = insertion == Insertion::Parallel;
+        self
+    }
+
+    /// Removes the patches.
+    pub fn detach_patches(mut self) -> Self {
+        self.mp1 = None;
+        self.mp2 = None;
+        self.parallel = false;
+        self
+    }
+
+    /// Applies the block.
+    ///
+    /// # Shapes
+    /// - input: `[batch, length, C]`
+    /// - output: `[batch, length, C]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self.conv1.forward(x.clone());
+        let h = match &self.mp1 {
+            Some(mp) if self.parallel => h + mp.delta(x.clone()),
+            Some(mp) => mp.forward(h),
+            None => h,
+        };
+        let h = relu(self.ln1.forward(h));
+        let h2 = self.conv2.forward(h.clone());
+        let h2 = match &self.mp2 {
+            Some(mp) if self.parallel => h2 + mp.delta(h),
+            Some(mp) => mp.forward(h2),
+            None => h2,
+        };
+        x + relu(self.ln2.forward(h2))
+    }
+}

@@ -1,0 +1,58 @@
+//! # peterrec-model
+//!
+//! The model side of PeterRec (Yuan et al., SIGIR 2020) on the NextItNet backbone (Yuan et al.,
+//! WSDM 2019), generic over any Burn backend.
+//!
+//! - [`NextItNet`]: item embedding → residual blocks of dilated causal (or centred) convolutions.
+//! - [`NextItNetLM`]: the backbone with its pretraining softmax head; next-item, masked next-item
+//!   and cloze objectives, full or sampled softmax.
+//! - [`ModelPatch`] and [`Insertion`]: PeterRec's bottleneck adapters, serial or parallel.
+//! - [`FineTuneModel`] and [`Strategy`]: `[CLS]` user vectors, task heads, and the strategies
+//!   PeterRec, FineAll, FineCLS, FineLast-n and Scratch with real freezing.
+//! - [`ParamReport`]: parameter accounting; [`persist`]: backbone and task files.
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use peterrec_model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, ParamReport, Strategy};
+//!
+//! let device = Default::default();
+//! let config = NextItNetConfig::new(1_000, 32, vec![1, 2, 1, 2]);
+//! let backbone = config.init::<NdArray>(&device);
+//! let task = FineTuneConfig::new(
+//!     Strategy::PeterRec { insertion: Insertion::Serial },
+//!     HeadKind::Classifier { outputs: 2 },
+//! )
+//! .init(backbone, &config, &device)
+//! .unwrap();
+//! let report = ParamReport::of(&task);
+//! assert!(report.trainable * 10 < report.total);
+//! ```
+
+pub mod backbone;
+pub mod block;
+pub mod conv;
+pub mod error;
+pub mod finetune;
+pub mod hash;
+pub mod head;
+pub mod init;
+pub mod lm;
+pub mod loss;
+pub mod params;
+pub mod patch;
+pub mod paths;
+pub mod persist;
+pub mod sampled;
+
+pub use backbone::{NextItNet, NextItNetConfig};
+pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
+pub use conv::{DilatedConv1d, DilatedConv1dConfig};
+pub use error::{ModelError, Result};
+pub use finetune::{FineTuneConfig, FineTuneModel, Strategy, TaskMeta};
+pub use head::{HeadKind, SoftmaxHead, SoftmaxHeadConfig, TaskHead};
+pub use lm::NextItNetLM;
+pub use loss::LossOutput;
+pub use params::{ParamGroup, ParamReport};
+pub use patch::{ModelPatch, ModelPatchConfig, PatchInit};
+pub use persist::{content_hash, load_backbone, load_pretrained, save_backbone, save_pretrained};
+pub use sampled::{NegativeDistribution, NegativeSampler};

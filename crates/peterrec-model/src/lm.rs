@@ -1,0 +1,148 @@
+//! The pretraining model: backbone plus softmax head, with the next-item and cloze objectives.
+
+use burn::module::Module;
+use burn::tensor::{activation::relu, backend::Backend, Bool, Int, Tensor, TensorData};
+use rand_chacha::ChaCha8Rng;
+
+use crate::backbone::{NextItNet, NextItNetConfig};
+use crate::error::Result as ModelResult;
+use crate::head::{SoftmaxHead, SoftmaxHeadConfig};
+use crate::loss::{
+    cross_entropy, masked_positions, sampled_softmax_loss, select_positions, LossOutput,
+};
+use crate::sampled::NegativeSampler;
+
+/// NextItNet with its pretraining head.
+///
+/// All three pretraining objectives share one loss: predict `targets` at the positions where
+/// `mask` is 1. Causal next-item (targets are the inputs shifted by one), masked next-item (some
+/// inputs replaced by MASK) and the centred cloze objective (targets only at masked positions)
+/// differ only in the batch, which `peterrec_data::batch` builds.
+#[derive(Module, Debug)]
+pub struct NextItNetLM<B: Backend> {
+    /// The backbone.
+    pub backbone: NextItNet<B>,
+    /// The pretraining head.
+    pub head: SoftmaxHead<B>,
+}
+
+impl NextItNetConfig {
+    /// Builds the backbone and its pretraining head.
+    pub fn init_lm<B: Backend>(&self, device: &B::Device) -> ModelResult<NextItNetLM<B>> {
+        let backbone = self.try_init(device)?;
+        let head = SoftmaxHeadConfig::new(self.channels, self.num_tokens)
+            .with_init_std(self.init_std)
+            .with_seed(self.seed)
+            .init(device);
+        Ok(NextItNetLM { backbone, head })
+    }
+}
+
+impl<B: Backend> NextItNetLM<B> {
+    /// Logits at every position.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, length]`
+    /// - output: `[batch, length, V]`
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.head.forward(self.backbone.forward(tokens))
+    }
+
+    /// Logits of the item following the last position (next-item scores).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, length]`
+    /// - output: `[batch, V]`
+    pub fn next_item_logits(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        let hidden = self.backbone.forward(tokens);
+        let [b, l, c] = hidden.dims();
+        self.head
+            .forward(hidden.narrow(1, l - 1, 1).reshape([b, c]))
+    }
+
+    /// Full-softmax cross-entropy over the positions where `mask` is 1; only those positions go
+    /// through the `C × V` projection.
+    ///
+    /// # Shapes
+    /// - inputs, targets, mask: `[batch, length]`
+    pub fn loss(
+        &self,
+        inputs: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        mask: &Tensor<B, 2, Int>,
+    ) -> LossOutput<B> {
+        let index = masked_positions(mask);
+        let device = inputs.device();
+        if index.is_empty() {
+            return empty_loss(&device);
+        }
+        let hidden = self.backbone.forward(inputs);
+        let (h, t) = select_positions(hidden, targets, &index);
+        let logits = self.head.forward(h);
+        LossOutput {
+            loss: cross_entropy(logits, t),
+            count: index.len(),
+        }
+    }
+
+    /// Sampled-softmax cross-entropy over the positions where `mask` is 1: each position's
+    /// true item against negatives shared by the batch, with `log Q` correction and accidental
+    /// hits removed.
+    ///
+    /// # Shapes
+    /// - inputs, targets, mask: `[batch, length]`
+    pub fn sampled_loss(
+        &self,
+        inputs: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        mask: &Tensor<B, 2, Int>,
+        sampler: &NegativeSampler,
+        rng: &mut ChaCha8Rng,
+    ) -> LossOutput<B> {
+        let index = masked_positions(mask);
+        let device = inputs.device();
+        if index.is_empty() {
+            return empty_loss(&device);
+        }
+        let hidden = self.backbone.forward(inputs);
+        let (h, t) = select_positions(hidden, targets, &index);
+        let h = relu(h);
+        let n = index.len();
+        let true_ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().expect("int targets");
+        let negatives = sampler.sample(rng);
+        let s = negatives.len();
+        let neg_ids: Vec<i64> = negatives.iter().map(|&v| v as i64).collect();
+        let weight = self.head.linear.weight.val(); // [C, V]
+        let bias = self.head.linear.bias.as_ref().map(|b| b.val());
+        let neg_idx =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(neg_ids.clone(), [s]), &device);
+        let mut neg_logits = h.clone().matmul(weight.clone().select(1, neg_idx.clone()));
+        let true_w = weight.select(1, t.clone()).transpose(); // [n, C]
+        let mut true_logits = (h * true_w).sum_dim(1).reshape([n]);
+        if let Some(bias) = bias {
+            neg_logits = neg_logits + bias.clone().select(0, neg_idx).reshape([1, s]);
+            true_logits = true_logits + bias.select(0, t);
+        }
+        let true_log_q: Vec<f32> = true_ids.iter().map(|&i| sampler.log_q(i as u32)).collect();
+        let neg_log_q: Vec<f32> = negatives.iter().map(|&i| sampler.log_q(i)).collect();
+        let hits: Vec<bool> = true_ids
+            .iter()
+            .flat_map(|&ti| neg_ids.iter().map(move |&ni| ni == ti))
+            .collect();
+        let loss = sampled_softmax_loss(
+            true_logits,
+            neg_logits,
+            Tensor::from_data(TensorData::new(true_log_q, [n]), &device),
+            Tensor::from_data(TensorData::new(neg_log_q, [s]), &device),
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(hits, [n, s]), &device),
+        );
+        LossOutput { loss, count: n }
+    }
+}
+
+fn empty_loss<B: Backend>(device: &B::Device) -> LossOutput<B> {
+    LossOutput {
+        loss: Tensor::zeros([1], device),
+        count: 0,
+    }
+}

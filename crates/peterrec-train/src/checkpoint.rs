@@ -1,0 +1,599 @@
+//! Crash-safe checkpoint files.
+//!
+//! * [`write_atomic`] / [`write_atomic_with`] write a file so that a reader sees either the old
+//!   content or the new one, never a torn file: the bytes go to a temporary file in the same
+//!   directory, which is flushed to disk (`fsync`), renamed over the target, and the directory
+//!   itself is flushed (on Unix) so the rename survives a power loss.
+//! * [`CheckpointDir`] keeps one immutable directory per saved epoch plus two small pointer
+//!   files, `last.json` and `best.json`, each replaced atomically:
+//!
+//! ```text
+//! run/
+//!   epoch-000003/   model.mpk, optimizer.mpk, state.json, ... (whatever the trainer writes)
+//!   epoch-000004/
+//!   last.json       {"epoch":4,"dir":"epoch-000004"}
+//!   best.json       {"epoch":3,"dir":"epoch-000003"}
+//! ```
+//!
+//! An epoch directory is first filled under a temporary name (see [`CheckpointWriter`]) and
+//! renamed into place only when complete, so a crash mid-save leaves the previous `last` and
+//! `best` untouched. Temporary files and directories carry the prefix [`TEMP_PREFIX`];
+//! [`clean_stale_temp_files`] (called by [`CheckpointDir::open`]) removes leftovers.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoResultExt, Result, TrainError};
+
+/// Prefix of every temporary file or directory this module creates.
+pub const TEMP_PREFIX: &str = ".peterrec-tmp-";
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temporary name in `dir` for a file whose final name is `final_name`.
+fn temp_path(dir: &Path, final_name: &str) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(
+        "{TEMP_PREFIX}{}-{n}-{final_name}",
+        std::process::id()
+    ))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Flushes a directory entry to disk so that renames inside it are durable (no-op off Unix).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir).and_then(|d| d.sync_all()).with_path(dir)?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (see the [module docs](self)).
+///
+/// The parent directory must exist. On error the previous content of `path`, if any, is
+/// untouched and no temporary file is left behind.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Like [`write_atomic`], but the content is produced by `write`, which streams into a
+/// buffered temporary file (e.g. `|w| serde_json::to_writer(w, &value).map_err(Into::into)`).
+///
+/// If `write` fails, the temporary file is removed, `path` keeps its previous content, and the
+/// error is returned with the path of the target.
+pub fn write_atomic_with<F>(path: impl AsRef<Path>, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+{
+    let path = path.as_ref();
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            TrainError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"),
+            )
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let dir = parent_dir(path);
+    let tmp = temp_path(&dir, &name);
+
+    let result = (|| -> std::io::Result<()> {
+        let file = File::options().write(true).create_new(true).open(&tmp)?;
+        let mut w = BufWriter::new(file);
+        write(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(TrainError::io(path, e));
+    }
+    sync_dir(&dir)
+}
+
+/// Serialises `value` as pretty JSON into `path` atomically.
+pub fn write_json_atomic<T: Serialize + ?Sized>(path: impl AsRef<Path>, value: &T) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| TrainError::json(Some(path), e))?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads a JSON file written by [`write_json_atomic`] (or any JSON file).
+pub fn read_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).with_path(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| TrainError::json(Some(path), e))
+}
+
+/// Removes every temporary file or directory (name starting with [`TEMP_PREFIX`]) directly
+/// inside `dir`, and returns how many were removed. A missing `dir` removes nothing.
+///
+/// Do not call it while another writer is saving into the same directory.
+pub fn clean_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
+    let dir = dir.as_ref();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(TrainError::io(dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.with_path(dir)?;
+        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let p = entry.path();
+        let is_dir = entry.file_type().with_path(&p)?.is_dir();
+        if is_dir {
+            fs::remove_dir_all(&p).with_path(&p)?;
+        } else {
+            fs::remove_file(&p).with_path(&p)?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Content of the `last.json` / `best.json` pointer files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Pointer {
+    epoch: usize,
+    dir: String,
+}
+
+/// A committed checkpoint: its epoch and the directory holding its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The epoch it was saved at.
+    pub epoch: usize,
+    /// Its directory (inside the [`CheckpointDir`] root).
+    pub dir: PathBuf,
+}
+
+impl Checkpoint {
+    /// Path of the file `name` inside this checkpoint.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// A directory of per-epoch checkpoints with atomic `last` and `best` pointers
+/// (layout in the [module docs](self)).
+#[derive(Clone, Debug)]
+pub struct CheckpointDir {
+    root: PathBuf,
+}
+
+const LAST: &str = "last.json";
+const BEST: &str = "best.json";
+
+impl CheckpointDir {
+    /// Opens (creating it if needed) the checkpoint directory `root` and removes stale temporary
+    /// files left by an interrupted save. Only one writer may use a directory at a time.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root).with_path(&root)?;
+        clean_stale_temp_files(&root)?;
+        Ok(Self { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Name of the directory of `epoch` (`epoch-000007`).
+    pub fn epoch_dir_name(epoch: usize) -> String {
+        format!("epoch-{epoch:06}")
+    }
+
+    /// Path of the directory of `epoch` (which may not exist).
+    pub fn epoch_dir(&self, epoch: usize) -> PathBuf {
+        self.root.join(Self::epoch_dir_name(epoch))
+    }
+
+    /// Starts saving `epoch`: returns a writer whose staging directory receives the files.
+    pub fn begin(&self, epoch: usize) -> Result<CheckpointWriter> {
+        let staging = temp_path(&self.root, &Self::epoch_dir_name(epoch));
+        fs::create_dir(&staging).with_path(&staging)?;
+        Ok(CheckpointWriter {
+            owner: self.clone(),
+            epoch,
+            staging,
+            committed: false,
+        })
+    }
+
+    /// Saves `files` (name, bytes) as the checkpoint of `epoch` and moves `last` (and `best`
+    /// when `is_best`) to it. Shorthand for [`begin`](Self::begin), writes and
+    /// [`commit`](CheckpointWriter::commit).
+    pub fn save(&self, epoch: usize, files: &[(&str, &[u8])], is_best: bool) -> Result<Checkpoint> {
+        let writer = self.begin(epoch)?;
+        for (name, bytes) in files {
+            writer.write(name, bytes)?;
+        }
+        writer.commit(is_best)
+    }
+
+    fn read_pointer(&self, name: &str) -> Result<Option<Checkpoint>> {
+        let path = self.root.join(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let ptr: Pointer = read_json(&path)?;
+        let dir = self.root.join(&ptr.dir);
+        if !dir.is_dir() {
+            return Err(TrainError::checkpoint(
+                &path,
+                format!("points to missing directory {}", dir.display()),
+            ));
+        }
+        Ok(Some(Checkpoint {
+            epoch: ptr.epoch,
+            dir,
+        }))
+    }
+
+    fn write_pointer(&self, name: &str, epoch: usize) -> Result<()> {
+        write_json_atomic(
+            self.root.join(name),
+            &Pointer {
+                epoch,
+                dir: Self::epoch_dir_name(epoch),
+            },
+        )
+    }
+
+    /// The most recently committed checkpoint, if any (what to resume from).
+    pub fn last(&self) -> Result<Option<Checkpoint>> {
+        self.read_pointer(LAST)
+    }
+
+    /// The checkpoint last committed with `is_best = true` (or set by
+    /// [`set_best`](Self::set_best)), if any.
+    pub fn best(&self) -> Result<Option<Checkpoint>> {
+        self.read_pointer(BEST)
+    }
+
+    /// Points `best` at the existing checkpoint of `epoch`.
+    pub fn set_best(&self, epoch: usize) -> Result<()> {
+        let dir = self.epoch_dir(epoch);
+        if !dir.is_dir() {
+            return Err(TrainError::checkpoint(&dir, "no checkpoint for this epoch"));
+        }
+        self.write_pointer(BEST, epoch)
+    }
+
+    /// Epochs with a committed checkpoint directory, ascending.
+    pub fn epochs(&self) -> Result<Vec<usize>> {
+        let mut epochs = Vec::new();
+        for entry in fs::read_dir(&self.root).with_path(&self.root)? {
+            let entry = entry.with_path(&self.root)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(num) = name.strip_prefix("epoch-") {
+                if let Ok(e) = num.parse::<usize>() {
+                    if entry.path().is_dir() {
+                        epochs.push(e);
+                    }
+                }
+            }
+        }
+        epochs.sort_unstable();
+        Ok(epochs)
+    }
+
+    /// Deletes epoch directories except `best`, `last` and the `keep_last` most recent epochs;
+    /// returns the deleted epochs. Each directory is renamed to a temporary name before being
+    /// deleted, so a half-deleted one never looks like a checkpoint.
+    pub fn prune(&self, keep_last: usize) -> Result<Vec<usize>> {
+        let epochs = self.epochs()?;
+        let keep: Vec<usize> = [self.last()?, self.best()?]
+            .into_iter()
+            .flatten()
+            .map(|c| c.epoch)
+            .chain(epochs.iter().rev().take(keep_last).copied())
+            .collect();
+        let mut removed = Vec::new();
+        for e in epochs {
+            if keep.contains(&e) {
+                continue;
+            }
+            let dir = self.epoch_dir(e);
+            let trash = temp_path(&self.root, &Self::epoch_dir_name(e));
+            fs::rename(&dir, &trash).with_path(&dir)?;
+            fs::remove_dir_all(&trash).with_path(&trash)?;
+            removed.push(e);
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.root)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// An epoch checkpoint being written; nothing is visible until [`commit`](Self::commit).
+///
+/// Files go into a staging directory ([`dir`](Self::dir)); Burn recorders can be pointed at
+/// [`path`](Self::path) directly. Dropping the writer without committing deletes the staging
+/// directory and leaves the checkpoint directory as it was.
+#[derive(Debug)]
+pub struct CheckpointWriter {
+    owner: CheckpointDir,
+    epoch: usize,
+    staging: PathBuf,
+    committed: bool,
+}
+
+impl CheckpointWriter {
+    /// The epoch being saved.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// The staging directory.
+    pub fn dir(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Path of the file `name` in the staging directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.staging.join(name)
+    }
+
+    /// Writes the file `name` with `bytes`.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.path(name);
+        fs::write(&p, bytes).with_path(&p)
+    }
+
+    /// Writes the file `name` as pretty JSON.
+    pub fn write_json<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
+        let p = self.path(name);
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| TrainError::json(Some(&p), e))?;
+        fs::write(&p, bytes).with_path(&p)
+    }
+
+    /// Makes the checkpoint durable and visible: flushes every staged file, renames the staging
+    /// directory to `epoch-NNNNNN` (replacing an earlier checkpoint of the same epoch), then
+    /// moves `last` to it, and `best` too when `is_best`.
+    ///
+    /// If an earlier checkpoint of this epoch was `best` and this one is not marked best, the
+    /// `best` pointer is removed rather than left pointing at content it was not given for.
+    pub fn commit(mut self, is_best: bool) -> Result<Checkpoint> {
+        for entry in fs::read_dir(&self.staging).with_path(&self.staging)? {
+            let p = entry.with_path(&self.staging)?.path();
+            if p.is_file() {
+                File::open(&p).and_then(|f| f.sync_all()).with_path(&p)?;
+            }
+        }
+        sync_dir(&self.staging)?;
+
+        let root = self.owner.root.clone();
+        let target = self.owner.epoch_dir(self.epoch);
+        let mut trash = None;
+        if target.exists() {
+            let t = temp_path(&root, &CheckpointDir::epoch_dir_name(self.epoch));
+            fs::rename(&target, &t).with_path(&target)?;
+            trash = Some(t);
+        }
+        fs::rename(&self.staging, &target).with_path(&target)?;
+        self.committed = true;
+        sync_dir(&root)?;
+
+        self.owner.write_pointer(LAST, self.epoch)?;
+        if is_best {
+            self.owner.write_pointer(BEST, self.epoch)?;
+        } else if trash.is_some() {
+            if let Some(best) = self.owner.best()? {
+                if best.epoch == self.epoch {
+                    let p = root.join(BEST);
+                    fs::remove_file(&p).with_path(&p)?;
+                    sync_dir(&root)?;
+                }
+            }
+        }
+        if let Some(t) = trash {
+            fs::remove_dir_all(&t).with_path(&t)?;
+        }
+        Ok(Checkpoint {
+            epoch: self.epoch,
+            dir: target,
+        })
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::TempDir;
+
+    fn temp_entries(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
+    }
+
+    #[test]
+    fn write_atomic_creates_and_replaces() {
+        let t = TempDir::new("atomic");
+        let p = t.path().join("a.bin");
+        write_atomic(&p, b"one").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"two, longer").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two, longer");
+        assert!(temp_entries(t.path()).is_empty());
+    }
+
+    #[test]
+    fn failed_write_keeps_previous_file() {
+        let t = TempDir::new("atomic-fail");
+        let p = t.path().join("model.bin");
+        write_atomic(&p, b"good").unwrap();
+        let err = write_atomic_with(&p, |w| {
+            w.write_all(b"half a reco")?;
+            Err(std::io::Error::other("serialiser blew up"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("model.bin"), "{err}");
+        assert!(err.to_string().contains("serialiser blew up"), "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"good");
+        assert!(temp_entries(t.path()).is_empty());
+    }
+
+    #[test]
+    fn write_into_missing_dir_is_an_error() {
+        let t = TempDir::new("atomic-missing");
+        let p = t.path().join("nope").join("x.bin");
+        let err = write_atomic(&p, b"x").unwrap_err();
+        assert!(matches!(err, TrainError::Io { .. }));
+        assert!(write_atomic(t.path().join(".."), b"x").is_err());
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let t = TempDir::new("json");
+        let p = t.path().join("state.json");
+        write_json_atomic(&p, &vec![1u32, 2, 3]).unwrap();
+        let v: Vec<u32> = read_json(&p).unwrap();
+        assert_eq!(v, vec![1, 2, 3]);
+        fs::write(&p, b"{").unwrap();
+        assert!(matches!(
+            read_json::<Vec<u32>>(&p).unwrap_err(),
+            TrainError::Json { .. }
+        ));
+    }
+
+    #[test]
+    fn stale_temp_files_are_cleaned() {
+        let t = TempDir::new("stale");
+        fs::write(t.path().join(format!("{TEMP_PREFIX}1-0-model.bin")), b"x").unwrap();
+        fs::create_dir(t.path().join(format!("{TEMP_PREFIX}1-1-epoch-000001"))).unwrap();
+        fs::write(
+            t.path().join(format!("{TEMP_PREFIX}1-1-epoch-000001/f")),
+            b"x",
+        )
+        .unwrap();
+        fs::write(t.path().join("keep.bin"), b"x").unwrap();
+        assert_eq!(clean_stale_temp_files(t.path()).unwrap(), 2);
+        assert!(temp_entries(t.path()).is_empty());
+        assert!(t.path().join("keep.bin").exists());
+        assert_eq!(clean_stale_temp_files(t.path().join("absent")).unwrap(), 0);
+    }
+
+    #[test]
+    fn checkpoint_dir_tracks_best_and_last() {
+        let t = TempDir::new("ckpt");
+        let ck = CheckpointDir::open(t.path().join("run")).unwrap();
+        assert_eq!(ck.last().unwrap(), None);
+        assert_eq!(ck.best().unwrap(), None);
+        assert!(ck.epochs().unwrap().is_empty());
+
+        ck.save(1, &[("model.bin", b"m1")], true).unwrap();
+        ck.save(2, &[("model.bin", b"m2")], false).unwrap();
+        let c3 = ck.save(3, &[("model.bin", b"m3")], false).unwrap();
+        assert_eq!(c3.epoch, 3);
+        assert_eq!(fs::read(c3.file("model.bin")).unwrap(), b"m3");
+
+        let last = ck.last().unwrap().unwrap();
+        let best = ck.best().unwrap().unwrap();
+        assert_eq!((last.epoch, best.epoch), (3, 1));
+        assert_eq!(fs::read(best.file("model.bin")).unwrap(), b"m1");
+        assert_eq!(ck.epochs().unwrap(), vec![1, 2, 3]);
+
+        assert_eq!(ck.prune(1).unwrap(), vec![2]);
+        assert_eq!(ck.epochs().unwrap(), vec![1, 3]);
+        assert_eq!(ck.prune(0).unwrap(), Vec::<usize>::new());
+
+        ck.set_best(3).unwrap();
+        assert_eq!(ck.best().unwrap().unwrap().epoch, 3);
+        assert!(ck.set_best(2).is_err());
+        assert!(temp_entries(ck.root()).is_empty());
+    }
+
+    #[test]
+    fn abandoned_writer_leaves_previous_checkpoint() {
+        let t = TempDir::new("ckpt-abandon");
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        ck.save(1, &[("model.bin", b"m1")], true).unwrap();
+        {
+            let w = ck.begin(2).unwrap();
+            w.write("model.bin", b"partial").unwrap();
+            w.write_json("state.json", &serde_json::json!({"epoch": 2}))
+                .unwrap();
+            assert!(w.path("model.bin").exists());
+            // dropped without commit, as when the process errors out mid-save
+        }
+        assert_eq!(ck.last().unwrap().unwrap().epoch, 1);
+        assert_eq!(ck.epochs().unwrap(), vec![1]);
+        assert!(temp_entries(ck.root()).is_empty());
+    }
+
+    #[test]
+    fn open_cleans_interrupted_save() {
+        let t = TempDir::new("ckpt-crash");
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        ck.save(1, &[("model.bin", b"m1")], false).unwrap();
+        let w = ck.begin(2).unwrap();
+        w.write("model.bin", b"partial").unwrap();
+        std::mem::forget(w); // simulates a crash: no Drop runs
+        assert_eq!(temp_entries(t.path()).len(), 1);
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        assert!(temp_entries(t.path()).is_empty());
+        assert_eq!(ck.last().unwrap().unwrap().epoch, 1);
+        assert_eq!(ck.best().unwrap(), None);
+    }
+
+    #[test]
+    fn recommitting_an_epoch_replaces_it() {
+        let t = TempDir::new("ckpt-recommit");
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        ck.save(1, &[("m", b"old")], true).unwrap();
+        let c = ck.save(1, &[("m", b"new")], false).unwrap();
+        assert_eq!(fs::read(c.file("m")).unwrap(), b"new");
+        // the best pointer referred to the replaced content: dropped
+        assert_eq!(ck.best().unwrap(), None);
+        ck.save(1, &[("m", b"newer")], true).unwrap();
+        assert_eq!(ck.best().unwrap().unwrap().epoch, 1);
+        assert!(temp_entries(t.path()).is_empty());
+    }
+
+    #[test]
+    fn dangling_pointer_is_reported() {
+        let t = TempDir::new("ckpt-dangling");
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        ck.save(4, &[("m", b"x")], true).unwrap();
+        fs::remove_dir_all(ck.epoch_dir(4)).unwrap();
+        let err = ck.last().unwrap_err();
+        assert!(matches!(err, TrainError::Checkpoint { .. }), "{err}");
+    }
+}

@@ -1,0 +1,187 @@
+//! The crate's error type.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong while training, evaluating or saving.
+///
+/// Every variant that concerns a file carries its path, so that a message
+/// printed to the user says which file failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// An I/O operation on `path` failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was about.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// (De)serialising JSON failed; `path` is the file concerned, when there is one.
+    #[error("JSON error{}: {source}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Json {
+        /// The file being read or written, if any.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The training loss became NaN or infinite.
+    #[error("training diverged at epoch {epoch}, step {step}: loss = {loss}")]
+    Divergence {
+        /// Epoch in which the bad loss was seen.
+        epoch: usize,
+        /// Step (batch index within the epoch) at which it was seen.
+        step: usize,
+        /// The offending loss value (NaN or ±inf).
+        loss: f64,
+    },
+
+    /// The requested device exists in principle but cannot be used here.
+    #[error("device {device} is unavailable: {reason}")]
+    DeviceUnavailable {
+        /// The device that was asked for, e.g. `cuda:1`.
+        device: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// CUDA was asked for but this binary was built without the `cuda` feature.
+    #[error(
+        "device {device} requested, but this binary was built without CUDA support: \
+         rebuild with `--features cuda`"
+    )]
+    CudaNotCompiled {
+        /// The device that was asked for, e.g. `cuda:0`.
+        device: String,
+    },
+
+    /// A device string could not be parsed.
+    #[error(transparent)]
+    InvalidDevice(#[from] crate::device::ParseDeviceError),
+
+    /// A Burn recorder failed to save or load a record.
+    #[error("record error{}: {source}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Record {
+        /// The file being read or written, if known.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: burn::record::RecorderError,
+    },
+
+    /// A checkpoint directory is missing something or is inconsistent.
+    #[error("checkpoint error in {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint directory or file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A configuration value is invalid (e.g. zero batch size).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Input data is unusable (e.g. empty split, label out of range).
+    #[error("data error: {0}")]
+    Data(String),
+}
+
+/// Shorthand for `Result<T, TrainError>`.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl TrainError {
+    /// Wraps an [`std::io::Error`] with the path it concerns.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Wraps a [`serde_json::Error`] with the file it concerns, if any.
+    pub fn json(path: Option<&Path>, source: serde_json::Error) -> Self {
+        TrainError::Json {
+            path: path.map(Path::to_path_buf),
+            source,
+        }
+    }
+
+    /// Wraps a Burn [`RecorderError`](burn::record::RecorderError) with the file it concerns, if any.
+    pub fn record(path: Option<&Path>, source: burn::record::RecorderError) -> Self {
+        TrainError::Record {
+            path: path.map(Path::to_path_buf),
+            source,
+        }
+    }
+
+    /// Builds a [`TrainError::Checkpoint`].
+    pub fn checkpoint(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Adds the path to an I/O result: `fs::read(p).with_path(p)?`.
+pub trait IoResultExt<T> {
+    /// Converts an `io::Result` into a [`Result`] whose error names `path`.
+    fn with_path(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> IoResultExt<T> for std::io::Result<T> {
+    fn with_path(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| TrainError::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_error_names_the_path() {
+        let err = std::fs::read("/definitely/not/here.bin")
+            .with_path("/definitely/not/here.bin")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/definitely/not/here.bin"), "{msg}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn divergence_message() {
+        let err = TrainError::Divergence {
+            epoch: 3,
+            step: 17,
+            loss: f64::NAN,
+        };
+        assert_eq!(
+            err.to_string(),
+            "training diverged at epoch 3, step 17: loss = NaN"
+        );
+    }
+
+    #[test]
+    fn json_error_with_and_without_path() {
+        let e = serde_json::from_str::<u32>("x").unwrap_err();
+        let with = TrainError::json(Some(Path::new("a.json")), e);
+        assert!(with.to_string().starts_with("JSON error in a.json: "));
+        let e = serde_json::from_str::<u32>("x").unwrap_err();
+        let without = TrainError::json(None, e);
+        assert!(without.to_string().starts_with("JSON error: "));
+    }
+
+    #[test]
+    fn cuda_not_compiled_mentions_feature() {
+        let err = TrainError::CudaNotCompiled {
+            device: "cuda:0".into(),
+        };
+        assert!(err.to_string().contains("--features cuda"));
+    }
+}

@@ -7,7 +7,9 @@
 
 use burn::backend::NdArray;
 use clap::Parser;
-use peterrec::model::{FineTuneConfig, HeadKind, NextItNetConfig, ParamGroup, ParamReport, Strategy};
+use peterrec::model::{
+    FineTuneConfig, HeadKind, NextItNetConfig, ParamGroup, ParamReport, Strategy,
+};
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -40,8 +42,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_kernel_size(args.kernel);
     config.validate()?;
     let head = match args.head.as_str() {
-        "target-items" => HeadKind::TargetItems { outputs: args.outputs },
-        _ => HeadKind::Classifier { outputs: args.outputs },
+        "target-items" => HeadKind::TargetItems {
+            outputs: args.outputs,
+        },
+        _ => HeadKind::Classifier {
+            outputs: args.outputs,
+        },
     };
     println!(
         "backbone: V={} C={} dilations={:?} k={} (receptive field {})",
@@ -59,12 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ParamGroup::Head,
     ];
     println!(
-        "{:<18} {:>12} {:>12} {:>8}  {}",
-        "strategy",
-        "total",
-        "trainable",
-        "share",
-        "trainable per group (embeddings / blocks / ln2 / patches / head)"
+        "{:<18} {:>12} {:>12} {:>8}  trainable per group (embeddings / blocks / ln2 / patches / head)",
+        "strategy", "total", "trainable", "share"
     );
     let mut rows = Vec::new();
     for strategy in Strategy::all() {

@@ -19,7 +19,9 @@
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod evaluate;
 pub mod log;
+pub mod loops;
 pub mod metrics;
 pub mod progress;
 
@@ -34,7 +36,14 @@ pub use device::{
 #[cfg(feature = "cuda")]
 pub use device::{cuda_device, Gpu, GpuAutodiff};
 pub use error::{Result, TrainError};
+pub use evaluate::{
+    evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation,
+};
 pub use log::{Decision, EarlyStopping, MetricsLog, Mode};
+pub use loops::{
+    finetune, pretrain, EpochRecord, FineTuneLoss, FineTuneReport, FineTuneTrainConfig,
+    PretrainConfig, PretrainReport, TrainConfig,
+};
 pub use metrics::{ClassificationReport, ConfusionMatrix, RankingMeans, RankingMetrics};
 pub use progress::{EpochProgress, EpochStats};
 

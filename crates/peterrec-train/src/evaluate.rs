@@ -1,0 +1,270 @@
+//! Evaluation of trained models: next-item ranking, target-item ranking and classification.
+
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use peterrec_data::batch::finetune_rows;
+use peterrec_data::split::NextItemExample;
+use peterrec_data::task::FineTuneExample;
+use peterrec_data::vocab::{NUM_RESERVED, PAD};
+use peterrec_model::{FineTuneModel, HeadKind, NextItNetLM};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{
+    argmax_rows, exclusion_mask, positives_tensor, ranks_from_scores, sampled_rank_for_user,
+    ClassificationReport, RankingMeans, RankingMetrics,
+};
+
+/// The most recent `max_len` items of `seq`, left-padded with PAD, followed by `suffix`.
+pub fn left_padded(seq: &[u32], max_len: usize, suffix: &[u32]) -> Vec<i64> {
+    let keep = &seq[seq.len().saturating_sub(max_len)..];
+    let mut row = vec![PAD as i64; max_len - keep.len()];
+    row.extend(keep.iter().map(|&v| v as i64));
+    row.extend(suffix.iter().map(|&v| v as i64));
+    row
+}
+
+/// Builds a `[rows, len]` Int tensor from equal-length rows.
+pub fn int_rows<B: Backend>(rows: Vec<Vec<i64>>, device: &B::Device) -> Tensor<B, 2, Int> {
+    let n = rows.len();
+    let l = rows.first().map_or(0, Vec::len);
+    let flat: Vec<i64> = rows.into_iter().flatten().collect();
+    Tensor::from_data(TensorData::new(flat, [n, l]), device)
+}
+
+/// Options of a ranking evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankingOptions {
+    /// Cut-offs `k`.
+    pub ks: Vec<usize>,
+    /// Never rank the items already in the user's history.
+    pub exclude_history: bool,
+    /// Users per forward pass.
+    pub batch_size: usize,
+    /// Also report the papers' sampled protocol (99 random negatives + the positive).
+    pub sampled: bool,
+    /// Seed of the sampled protocol's negatives.
+    pub seed: u64,
+}
+
+impl Default for RankingOptions {
+    fn default() -> Self {
+        Self {
+            ks: vec![5, 10, 20],
+            exclude_history: true,
+            batch_size: 256,
+            sampled: true,
+            seed: 0,
+        }
+    }
+}
+
+/// Full-ranking metrics, and the sampled protocol's beside them when asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankingReport {
+    /// Full ranking over the whole catalogue.
+    pub full: RankingMeans,
+    /// The papers' sampled protocol (99 negatives), named as such.
+    pub sampled: Option<RankingMeans>,
+}
+
+impl RankingReport {
+    /// Flat `name → value` map (`hr@10`, `sampled_hr@10`, ...).
+    pub fn flat(&self) -> std::collections::BTreeMap<String, f64> {
+        let mut m = self.full.to_flat_map("");
+        if let Some(s) = &self.sampled {
+            m.extend(s.to_flat_map("sampled_"));
+        }
+        m
+    }
+}
+
+/// Running full and sampled ranking metrics of one evaluation.
+struct Accumulator {
+    full: RankingMetrics,
+    sampled: RankingMetrics,
+    rng: ChaCha8Rng,
+}
+
+impl Accumulator {
+    fn new(opts: &RankingOptions) -> Self {
+        Self {
+            full: RankingMetrics::new(&opts.ks),
+            sampled: RankingMetrics::new(&opts.ks),
+            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+        }
+    }
+
+    fn report(&self, opts: &RankingOptions) -> RankingReport {
+        RankingReport {
+            full: self.full.mean(),
+            sampled: opts.sampled.then(|| self.sampled.mean()),
+        }
+    }
+}
+
+fn rank_rows<B: Backend>(
+    scores: Tensor<B, 2>,
+    positives: &[usize],
+    histories: Vec<Vec<usize>>,
+    specials: &[usize],
+    opts: &RankingOptions,
+    acc: &mut Accumulator,
+) {
+    let Accumulator { full, sampled, rng } = acc;
+    let [b, n] = scores.dims();
+    let device = scores.device();
+    let hist = opts.exclude_history.then_some(histories.as_slice());
+    let mask = exclusion_mask::<B>(b, n, specials, hist, &device);
+    if opts.sampled {
+        let host: Vec<f32> = scores
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("scores");
+        for (r, &p) in positives.iter().enumerate() {
+            let row = &host[r * n..(r + 1) * n];
+            if let Some(rank) = sampled_rank_for_user(
+                rng,
+                row,
+                p,
+                specials,
+                hist.map_or(&[][..], |h| h[r].as_slice()),
+            ) {
+                sampled.add_rank(rank);
+            }
+        }
+    }
+    full.add_ranks(ranks_from_scores(
+        scores,
+        positives_tensor::<B>(positives, &device),
+        Some(mask),
+    ));
+}
+
+/// Next-item ranking of `examples` (leave-one-out validation or test) by a pretrained model,
+/// over every item of the vocabulary (reserved tokens are never ranked).
+pub fn evaluate_next_item<B: Backend>(
+    model: &NextItNetLM<B>,
+    examples: &[NextItemExample],
+    max_len: usize,
+    opts: &RankingOptions,
+    device: &B::Device,
+) -> RankingReport {
+    let specials: Vec<usize> = (0..NUM_RESERVED as usize).collect();
+    let mut acc = Accumulator::new(opts);
+    for chunk in examples.chunks(opts.batch_size.max(1)) {
+        let rows = chunk
+            .iter()
+            .map(|e| left_padded(&e.history, max_len, &[]))
+            .collect();
+        let scores = model.next_item_logits(int_rows::<B>(rows, device));
+        let positives: Vec<usize> = chunk.iter().map(|e| e.target as usize).collect();
+        let histories = chunk
+            .iter()
+            .map(|e| e.history.iter().map(|&v| v as usize).collect())
+            .collect();
+        rank_rows(scores, &positives, histories, &specials, opts, &mut acc);
+    }
+    acc.report(opts)
+}
+
+/// Fine-tuning inputs of `examples` (see [`finetune_rows`]: `[CLS]` appended, or at both ends).
+pub fn finetune_inputs<B: Backend>(
+    examples: &[FineTuneExample],
+    max_len: usize,
+    causal: bool,
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
+    let refs: Vec<&FineTuneExample> = examples.iter().collect();
+    finetune_rows(&refs, max_len, causal)
+        .to_batch::<B>(device)
+        .inputs
+}
+
+/// What a fine-tuned model scored on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TaskEvaluation {
+    /// Classification: accuracy, macro-F1 and the majority-class baseline.
+    Classification(ClassificationReport),
+    /// Target-item recommendation: ranking over all target items.
+    Ranking(RankingReport),
+}
+
+impl TaskEvaluation {
+    /// The headline number: accuracy, or NDCG@10 (the largest cut-off ≤ 10) for ranking.
+    pub fn headline(&self) -> f64 {
+        match self {
+            TaskEvaluation::Classification(r) => r.accuracy.unwrap_or(0.0),
+            TaskEvaluation::Ranking(r) => {
+                let k = r
+                    .full
+                    .ks
+                    .iter()
+                    .rev()
+                    .find(|&&k| k <= 10)
+                    .or(r.full.ks.first());
+                k.and_then(|&k| r.full.ndcg_at(k)).unwrap_or(0.0)
+            }
+        }
+    }
+
+    /// Name of the headline number.
+    pub fn headline_name(&self) -> &'static str {
+        match self {
+            TaskEvaluation::Classification(_) => "accuracy",
+            TaskEvaluation::Ranking(_) => "ndcg@10",
+        }
+    }
+}
+
+/// Evaluates a fine-tuned model on `examples`. `train_labels` give the majority baseline of
+/// classification tasks; target-item tasks rank every target item (a user's other training
+/// targets are not excluded).
+pub fn evaluate_task<B: Backend>(
+    model: &FineTuneModel<B>,
+    examples: &[FineTuneExample],
+    train_labels: &[usize],
+    max_len: usize,
+    opts: &RankingOptions,
+    device: &B::Device,
+) -> TaskEvaluation {
+    let causal = model.backbone.causal;
+    match model.head.kind() {
+        HeadKind::Classifier { .. } => {
+            let mut pred = Vec::with_capacity(examples.len());
+            for chunk in examples.chunks(opts.batch_size.max(1)) {
+                let logits = model.forward(finetune_inputs::<B>(chunk, max_len, causal, device));
+                pred.extend(argmax_rows(logits));
+            }
+            let truth: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
+            TaskEvaluation::Classification(ClassificationReport::new(train_labels, &truth, &pred))
+        }
+        HeadKind::TargetItems { .. } => {
+            let mut acc = Accumulator::new(opts);
+            let plain = RankingOptions {
+                exclude_history: false,
+                ..opts.clone()
+            };
+            for chunk in examples.chunks(opts.batch_size.max(1)) {
+                let scores = model.forward(finetune_inputs::<B>(chunk, max_len, causal, device));
+                let positives: Vec<usize> = chunk.iter().map(|e| e.label as usize).collect();
+                let histories = vec![Vec::new(); chunk.len()];
+                rank_rows(scores, &positives, histories, &[], &plain, &mut acc);
+            }
+            TaskEvaluation::Ranking(acc.report(opts))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_padding_keeps_the_most_recent_items() {
+        assert_eq!(left_padded(&[5, 6, 7], 5, &[2]), vec![0, 0, 5, 6, 7, 2]);
+        assert_eq!(left_padded(&[5, 6, 7, 8], 2, &[]), vec![7, 8]);
+    }
+}

@@ -1,0 +1,492 @@
+//! Training loops: pretraining on item sequences and fine-tuning on a task.
+//!
+//! Both loops are generic over `B: AutodiffBackend`, shuffle with a seeded ChaCha8 stream,
+//! evaluate on the validation split after every epoch, stop early after `patience` epochs without
+//! improvement, keep (and optionally save, atomically) the best model, log one JSON line per
+//! evaluation, and stop with [`TrainError::Divergence`] on a NaN or infinite loss, leaving the last
+//! good checkpoint in place.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{decay::WeightDecayConfig, AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
+use peterrec_data::batch::{epoch_batches, finetune_rows, SeqObjective};
+use peterrec_data::sequence::UserSequence;
+use peterrec_data::split::NextItemExample;
+use peterrec_data::task::Task;
+use peterrec_model::{FineTuneModel, NegativeSampler, NextItNetConfig, NextItNetLM};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::evaluate::{
+    evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation,
+};
+use crate::log::{EarlyStopping, MetricsLog, Mode};
+use crate::progress::EpochProgress;
+
+/// Optimizer and schedule settings shared by both loops.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Adam betas.
+    pub betas: (f32, f32),
+    /// L2 weight decay (0 for none).
+    pub weight_decay: f32,
+    /// Most recent items kept per sequence.
+    pub max_len: usize,
+    /// Epochs without validation improvement before stopping.
+    pub patience: usize,
+    /// Seed of shuffling and sampling.
+    pub seed: u64,
+    /// Hide the progress bar.
+    pub quiet: bool,
+    /// JSON-lines metrics log (one line per evaluation).
+    pub log_path: Option<PathBuf>,
+    /// File the best model is saved to (atomically) whenever validation improves.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            weight_decay: 0.0,
+            max_len: 50,
+            patience: 3,
+            seed: 0,
+            quiet: false,
+            log_path: None,
+            checkpoint: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn adam(&self) -> AdamConfig {
+        let adam = AdamConfig::new()
+            .with_beta_1(self.betas.0)
+            .with_beta_2(self.betas.1);
+        if self.weight_decay > 0.0 {
+            adam.with_weight_decay(Some(WeightDecayConfig::new(self.weight_decay)))
+        } else {
+            adam
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 || self.max_len == 0 {
+            return Err(TrainError::Config(
+                "batch_size and max_len must be positive".into(),
+            ));
+        }
+        if self.lr.is_nan() || self.lr <= 0.0 {
+            return Err(TrainError::Config(format!(
+                "learning rate {} must be positive",
+                self.lr
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One epoch's record, as written to the metrics log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation headline metric.
+    pub valid_metric: f64,
+    /// Name of that metric.
+    pub metric: String,
+    /// Sequences per second of training.
+    pub seqs_per_sec: f64,
+    /// Seconds since the run started.
+    pub elapsed: f64,
+    /// Whether this epoch is the best so far.
+    pub best: bool,
+}
+
+fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<()> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::Divergence { epoch, step, loss })
+    }
+}
+
+/// Pretraining objective and head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    /// Shared loop settings.
+    pub train: TrainConfig,
+    /// Next-item, masked next-item or cloze.
+    pub objective: SeqObjective,
+    /// Sampled softmax instead of the full softmax.
+    pub sampled: Option<NegativeSampler>,
+    /// Validation/test ranking options.
+    pub ranking: RankingOptions,
+    /// Also train on every prefix window (sub-sequence augmentation): a sequence longer than
+    /// `max_len + 1` contributes its windows ending every `max_len / 2` items, not only the last.
+    pub windows: bool,
+}
+
+/// What a pretraining run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainReport {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Epoch of the kept model.
+    pub best_epoch: usize,
+    /// Validation ranking of the kept model.
+    pub valid: RankingReport,
+    /// Per-epoch records.
+    pub history: Vec<EpochRecord>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+fn training_windows(train: &[UserSequence], max_len: usize, windows: bool) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    for s in train {
+        if s.items.len() < 2 {
+            continue;
+        }
+        let n = s.items.len();
+        let span = max_len + 1;
+        if windows && n > span {
+            let stride = (max_len / 2).max(1);
+            let mut end = n;
+            loop {
+                out.push(s.items[end.saturating_sub(span)..end].to_vec());
+                if end <= span {
+                    break;
+                }
+                end = end.saturating_sub(stride).max(span);
+            }
+        } else {
+            out.push(s.items[n.saturating_sub(span)..].to_vec());
+        }
+    }
+    out
+}
+
+/// Pretrains `model` on the training sequences, validating next-item ranking on `valid` after
+/// every epoch. Returns the best model (by validation NDCG@10) and the report.
+pub fn pretrain<B: AutodiffBackend>(
+    mut model: NextItNetLM<B>,
+    config: &NextItNetConfig,
+    train: &[UserSequence],
+    valid: &[NextItemExample],
+    cfg: &PretrainConfig,
+    device: &B::Device,
+) -> Result<(NextItNetLM<B>, PretrainReport)> {
+    cfg.train.validate()?;
+    let t = &cfg.train;
+    let start = Instant::now();
+    let rows = training_windows(train, t.max_len, cfg.windows);
+    if rows.is_empty() {
+        return Err(TrainError::Data(
+            "no training sequence has two or more items".into(),
+        ));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
+    let mut optim = t.adam().init::<B, NextItNetLM<B>>();
+    let mut stopper = EarlyStopping::new(t.patience, Mode::Max);
+    let mut log = t.log_path.as_ref().map(MetricsLog::create).transpose()?;
+    let mut best = (model.valid(), 0usize, None::<RankingReport>);
+    let mut history = Vec::new();
+    for epoch in 1..=t.epochs {
+        let mut bar = EpochProgress::new(epoch, Some(t.epochs), rows.len() as u64, t.quiet);
+        let batches = epoch_batches(rows.len(), t.batch_size, Some(&mut rng));
+        for (step, idx) in batches.iter().enumerate() {
+            let seqs: Vec<&[u32]> = idx.iter().map(|&i| rows[i].as_slice()).collect();
+            let batch = cfg.objective.batch::<B>(&seqs, t.max_len, &mut rng, device);
+            let out = match &cfg.sampled {
+                Some(s) => {
+                    model.sampled_loss(batch.inputs, batch.targets, &batch.mask, s, &mut rng)
+                }
+                None => model.loss(batch.inputs, batch.targets, &batch.mask),
+            };
+            if out.count == 0 {
+                continue;
+            }
+            let loss = out.loss.clone().into_scalar().to_f64_lossy();
+            check_finite(loss, epoch, step)?;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optim.step(t.lr, model, grads);
+            bar.step(seqs.len(), loss);
+        }
+        let stats = bar.finish();
+        let inner = model.valid();
+        let report = evaluate_next_item(&inner, valid, t.max_len, &cfg.ranking, device);
+        let metric = report
+            .full
+            .ndcg_at(10)
+            .unwrap_or_else(|| report.full.ndcg.last().copied().unwrap_or(0.0));
+        let decision = stopper.update(epoch, metric);
+        let record = EpochRecord {
+            epoch,
+            train_loss: stats.mean_loss.unwrap_or(f64::NAN),
+            valid_metric: metric,
+            metric: "ndcg@10".into(),
+            seqs_per_sec: stats.sequences_per_second,
+            elapsed: start.elapsed().as_secs_f64(),
+            best: decision.improved,
+        };
+        if let Some(log) = log.as_mut() {
+            log.log(&serde_json::json!({"phase": "pretrain", "record": &record, "valid": report.flat()}))?;
+        }
+        history.push(record);
+        if decision.improved {
+            if let Some(path) = &t.checkpoint {
+                peterrec_model::save_pretrained(&inner, config, path)
+                    .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
+            }
+            best = (inner, epoch, Some(report));
+        }
+        if decision.stop {
+            break;
+        }
+    }
+    let (best_model, best_epoch, valid_report) = best;
+    let valid_report = match valid_report {
+        Some(r) => r,
+        None => evaluate_next_item(&best_model, valid, t.max_len, &cfg.ranking, device),
+    };
+    let report = PretrainReport {
+        epochs: history.len(),
+        best_epoch,
+        valid: valid_report,
+        history,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    // Back on the autodiff backend so callers can keep training or fine-tune.
+    Ok((NextItNetLM::from_inner(best_model), report))
+}
+
+/// The fine-tuning loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum FineTuneLoss {
+    /// Softmax cross-entropy over all classes or target items.
+    Softmax,
+    /// Binary cross-entropy against `negatives` uniformly sampled wrong outputs per example
+    /// (the original cold-start loss).
+    BceNegatives {
+        /// Negatives per example.
+        negatives: usize,
+    },
+}
+
+/// Fine-tuning settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FineTuneTrainConfig {
+    /// Shared loop settings.
+    pub train: TrainConfig,
+    /// The loss.
+    pub loss: FineTuneLoss,
+    /// Ranking options (target-item tasks).
+    pub ranking: RankingOptions,
+}
+
+/// What a fine-tuning run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FineTuneReport {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Epoch of the kept model.
+    pub best_epoch: usize,
+    /// Validation result of the kept model.
+    pub valid: TaskEvaluation,
+    /// Test result of the kept model.
+    pub test: TaskEvaluation,
+    /// Per-epoch records.
+    pub history: Vec<EpochRecord>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Fine-tunes `model` on `task` (its strategy decides what is trained), selecting the epoch by
+/// the validation headline metric, and evaluates the kept model on the test split.
+pub fn finetune<B: AutodiffBackend>(
+    mut model: FineTuneModel<B>,
+    task: &Task,
+    cfg: &FineTuneTrainConfig,
+    device: &B::Device,
+) -> Result<(FineTuneModel<B::InnerBackend>, FineTuneReport)> {
+    cfg.train.validate()?;
+    let t = &cfg.train;
+    let start = Instant::now();
+    if task.train.is_empty() {
+        return Err(TrainError::Data(format!(
+            "task `{}` has no training example",
+            task.name
+        )));
+    }
+    let outputs = model.head.outputs();
+    if let Some(bad) = task
+        .train
+        .iter()
+        .chain(&task.valid)
+        .chain(&task.test)
+        .find(|e| e.label as usize >= outputs)
+    {
+        return Err(TrainError::Data(format!(
+            "task `{}`: label {} of user {} is outside the head's {outputs} outputs",
+            task.name, bad.label, bad.user
+        )));
+    }
+    let causal = model.backbone.causal;
+    let train_labels: Vec<usize> = task.train.iter().map(|e| e.label as usize).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
+    let mut optim = t.adam().init::<B, FineTuneModel<B>>();
+    let mut stopper = EarlyStopping::new(t.patience, Mode::Max);
+    let mut log = t.log_path.as_ref().map(MetricsLog::create).transpose()?;
+    let mut best = (model.valid(), 0usize, None::<TaskEvaluation>);
+    let mut history = Vec::new();
+    for epoch in 1..=t.epochs {
+        let mut bar = EpochProgress::new(epoch, Some(t.epochs), task.train.len() as u64, t.quiet);
+        for (step, idx) in epoch_batches(task.train.len(), t.batch_size, Some(&mut rng))
+            .iter()
+            .enumerate()
+        {
+            let examples: Vec<_> = idx.iter().map(|&i| &task.train[i]).collect();
+            let batch = finetune_rows(&examples, t.max_len, causal).to_batch::<B>(device);
+            let out = match cfg.loss {
+                FineTuneLoss::Softmax => model.softmax_loss(batch.inputs, batch.labels),
+                FineTuneLoss::BceNegatives { negatives } => {
+                    let s = negatives.max(1);
+                    let neg: Vec<i64> = examples
+                        .iter()
+                        .flat_map(|e| {
+                            let label = e.label as usize;
+                            (0..s)
+                                .map(|_| {
+                                    // Uniform over the other outputs.
+                                    let r = rng.random_range(0..outputs.max(2) - 1);
+                                    (if r >= label { r + 1 } else { r }).min(outputs - 1) as i64
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    let neg = Tensor::<B, 2, Int>::from_data(
+                        TensorData::new(neg, [examples.len(), s]),
+                        device,
+                    );
+                    model.bce_loss(batch.inputs, batch.labels, neg)
+                }
+            };
+            let loss = out.loss.clone().into_scalar().to_f64_lossy();
+            check_finite(loss, epoch, step)?;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optim.step(t.lr, model, grads);
+            bar.step(examples.len(), loss);
+        }
+        let stats = bar.finish();
+        let inner = model.valid();
+        let eval = evaluate_task(
+            &inner,
+            &task.valid,
+            &train_labels,
+            t.max_len,
+            &cfg.ranking,
+            device,
+        );
+        let metric = eval.headline();
+        let decision = stopper.update(epoch, metric);
+        let record = EpochRecord {
+            epoch,
+            train_loss: stats.mean_loss.unwrap_or(f64::NAN),
+            valid_metric: metric,
+            metric: eval.headline_name().into(),
+            seqs_per_sec: stats.sequences_per_second,
+            elapsed: start.elapsed().as_secs_f64(),
+            best: decision.improved,
+        };
+        if let Some(log) = log.as_mut() {
+            log.log(&serde_json::json!({"phase": "finetune", "task": task.name, "strategy": model.strategy().to_string(), "record": &record}))?;
+        }
+        history.push(record);
+        if decision.improved {
+            if let Some(path) = &t.checkpoint {
+                inner
+                    .save_task(path)
+                    .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
+            }
+            best = (inner, epoch, Some(eval));
+        }
+        if decision.stop {
+            break;
+        }
+    }
+    let (best_model, best_epoch, valid) = best;
+    let valid = match valid {
+        Some(v) => v,
+        None => evaluate_task(
+            &best_model,
+            &task.valid,
+            &train_labels,
+            t.max_len,
+            &cfg.ranking,
+            device,
+        ),
+    };
+    let test = evaluate_task(
+        &best_model,
+        &task.test,
+        &train_labels,
+        t.max_len,
+        &cfg.ranking,
+        device,
+    );
+    let report = FineTuneReport {
+        epochs: history.len(),
+        best_epoch,
+        valid,
+        test,
+        history,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((best_model, report))
+}
+
+trait ToF64 {
+    fn to_f64_lossy(self) -> f64;
+}
+
+impl<E: burn::tensor::ElementConversion> ToF64 for E {
+    fn to_f64_lossy(self) -> f64 {
+        self.elem::<f64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_long_sequences() {
+        let s = UserSequence {
+            user: "u".into(),
+            items: (4..24).collect(),
+        };
+        let w = training_windows(std::slice::from_ref(&s), 5, true);
+        assert!(w.iter().all(|x| x.len() == 6));
+        assert_eq!(w[0], (18..24).collect::<Vec<u32>>());
+        assert_eq!(w.last().unwrap()[0], 4);
+        assert_eq!(training_windows(&[s], 5, false).len(), 1);
+    }
+}

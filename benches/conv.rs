@@ -13,7 +13,8 @@
 //! plus the skip). Before timing, every pair is checked to compute the same function with
 //! converted weights (max abs diff < 1e-4).
 //!
-//! Run: `cargo bench --bench conv`. Figures: `docs/benchmarks.md`.
+//! Run: `cargo bench --bench conv` (about 5 minutes on 2 cores); the stack at shape B only with
+//! `PETERREC_BENCH_FULL=1` (about 25 minutes in all). Figures: `docs/benchmarks.md`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -34,6 +35,10 @@ type AB = Autodiff<NdArray<f32>>;
 const KERNEL: usize = 3;
 /// Block dilations of the stack (each block's second conv uses twice the dilation).
 const STACK_DILATIONS: [usize; 4] = [1, 4, 1, 4];
+
+/// Set this variable to also run the 4-block stack at shape B (about 20 more minutes on 2 cores:
+/// one `Conv1d` training step of the stack takes about 100 s there).
+const FULL_ENV: &str = "PETERREC_BENCH_FULL";
 
 /// One benchmark shape: batch, length, channels, dilation of the single-conv target.
 #[derive(Clone, Copy)]
@@ -238,7 +243,8 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_stack(c: &mut Criterion) {
-    for s in &SHAPES {
+    let full = std::env::var_os(FULL_ENV).is_some();
+    for s in SHAPES.iter().take(if full { SHAPES.len() } else { 1 }) {
         let device = Default::default();
         let x = input::<B>(s, 13, &device);
         let (ours, theirs) = stack_pair::<B>(s.channels, &device);

@@ -24,6 +24,7 @@ pub mod log;
 pub mod loops;
 pub mod metrics;
 pub mod progress;
+pub mod resume;
 
 pub use checkpoint::{
     clean_stale_temp_files, write_atomic, write_atomic_with, Checkpoint, CheckpointDir,

@@ -21,12 +21,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::CheckpointDir;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{
     evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation,
 };
 use crate::log::{EarlyStopping, MetricsLog, Mode};
 use crate::progress::EpochProgress;
+use crate::resume::{load_last, save_epoch, LoopState};
+use peterrec_model::paths::set_trainable;
 
 /// Optimizer and schedule settings shared by both loops.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +56,9 @@ pub struct TrainConfig {
     pub log_path: Option<PathBuf>,
     /// File the best model is saved to (atomically) whenever validation improves.
     pub checkpoint: Option<PathBuf>,
+    /// Directory where the full loop state is saved after every epoch (see [`crate::resume`]).
+    /// When it already holds a saved epoch, the run resumes from there, exactly.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +75,7 @@ impl Default for TrainConfig {
             quiet: false,
             log_path: None,
             checkpoint: None,
+            state_dir: None,
         }
     }
 }
@@ -118,6 +125,15 @@ pub struct EpochRecord {
     pub elapsed: f64,
     /// Whether this epoch is the best so far.
     pub best: bool,
+}
+
+/// Opens the metrics log: appended to when resuming from a state directory, else truncated.
+fn open_log(t: &TrainConfig) -> Result<Option<MetricsLog>> {
+    match &t.log_path {
+        Some(p) if t.state_dir.is_some() => MetricsLog::append(p).map(Some),
+        Some(p) => MetricsLog::create(p).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<()> {
@@ -206,10 +222,33 @@ pub fn pretrain<B: AutodiffBackend>(
     let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
     let mut optim = t.adam().init::<B, NextItNetLM<B>>();
     let mut stopper = EarlyStopping::new(t.patience, Mode::Max);
-    let mut log = t.log_path.as_ref().map(MetricsLog::create).transpose()?;
+    let mut log = open_log(t)?;
     let mut best = (model.valid(), 0usize, None::<RankingReport>);
     let mut history = Vec::new();
-    for epoch in 1..=t.epochs {
+    let state_dir = t.state_dir.as_ref().map(CheckpointDir::open).transpose()?;
+    let mut first = 1;
+    if let Some(dir) = &state_dir {
+        if let Some(r) = load_last(dir, model.clone(), optim, device)? {
+            model = set_trainable(r.model, |_| true);
+            optim = r.optim;
+            (rng, stopper, history) = (r.state.rng, r.state.stopper, r.state.history);
+            if let Some(b) = r.best {
+                best = (
+                    b,
+                    r.state.best_epoch,
+                    serde_json::from_value(r.state.best_eval).ok(),
+                );
+            }
+            first = if r.state.stopped {
+                usize::MAX
+            } else {
+                r.state.epoch + 1
+            };
+        } else {
+            optim = t.adam().init::<B, NextItNetLM<B>>();
+        }
+    }
+    for epoch in first..=t.epochs {
         let mut bar = EpochProgress::new(epoch, Some(t.epochs), rows.len() as u64, t.quiet);
         let batches = epoch_batches(rows.len(), t.batch_size, Some(&mut rng));
         for (step, idx) in batches.iter().enumerate() {
@@ -257,6 +296,18 @@ pub fn pretrain<B: AutodiffBackend>(
                     .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
             }
             best = (inner, epoch, Some(report));
+        }
+        if let Some(dir) = &state_dir {
+            let state = LoopState {
+                epoch,
+                rng: rng.clone(),
+                stopper: stopper.clone(),
+                history: history.clone(),
+                best_epoch: best.1,
+                best_eval: serde_json::to_value(&best.2).map_err(|e| TrainError::json(None, e))?,
+                stopped: decision.stop,
+            };
+            save_epoch(dir, &model, &optim, &state, decision.improved)?;
         }
         if decision.stop {
             break;
@@ -354,10 +405,33 @@ pub fn finetune<B: AutodiffBackend>(
     let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
     let mut optim = t.adam().init::<B, FineTuneModel<B>>();
     let mut stopper = EarlyStopping::new(t.patience, Mode::Max);
-    let mut log = t.log_path.as_ref().map(MetricsLog::create).transpose()?;
+    let mut log = open_log(t)?;
     let mut best = (model.valid(), 0usize, None::<TaskEvaluation>);
     let mut history = Vec::new();
-    for epoch in 1..=t.epochs {
+    let state_dir = t.state_dir.as_ref().map(CheckpointDir::open).transpose()?;
+    let mut first = 1;
+    if let Some(dir) = &state_dir {
+        if let Some(r) = load_last(dir, model.clone(), optim, device)? {
+            model = r.model.apply_freezing();
+            optim = r.optim;
+            (rng, stopper, history) = (r.state.rng, r.state.stopper, r.state.history);
+            if let Some(b) = r.best {
+                best = (
+                    b,
+                    r.state.best_epoch,
+                    serde_json::from_value(r.state.best_eval).ok(),
+                );
+            }
+            first = if r.state.stopped {
+                usize::MAX
+            } else {
+                r.state.epoch + 1
+            };
+        } else {
+            optim = t.adam().init::<B, FineTuneModel<B>>();
+        }
+    }
+    for epoch in first..=t.epochs {
         let mut bar = EpochProgress::new(epoch, Some(t.epochs), task.train.len() as u64, t.quiet);
         for (step, idx) in epoch_batches(task.train.len(), t.batch_size, Some(&mut rng))
             .iter()
@@ -427,6 +501,18 @@ pub fn finetune<B: AutodiffBackend>(
                     .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
             }
             best = (inner, epoch, Some(eval));
+        }
+        if let Some(dir) = &state_dir {
+            let state = LoopState {
+                epoch,
+                rng: rng.clone(),
+                stopper: stopper.clone(),
+                history: history.clone(),
+                best_epoch: best.1,
+                best_eval: serde_json::to_value(&best.2).map_err(|e| TrainError::json(None, e))?,
+                stopped: decision.stop,
+            };
+            save_epoch(dir, &model, &optim, &state, decision.improved)?;
         }
         if decision.stop {
             break;

@@ -4,8 +4,10 @@
 //! ```text
 //! cargo run --release --example quickstart
 //! ```
-//! The synthetic data has four user types, each walking its own Markov chain over 200 items; the
-//! type is the label of the fine-tuning task. Ends with one JSON line.
+//! The synthetic data has four user types, each walking its own Markov chain over 200 items (40%
+//! of a type's transitions lead into its own quarter of the catalogue); the type is the label of
+//! the fine-tuning task. Ends with one JSON line. Measured on 2 cores: about 60 s after the build;
+//! PeterRec 0.90 test accuracy, FineCLS 0.71, majority class 0.30.
 
 use std::time::Instant;
 
@@ -23,7 +25,11 @@ use peterrec::train::{
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let device = Default::default();
-    let data = try_generate(&SyntheticConfig::default().with_users(2000))?;
+    let data = try_generate(
+        &SyntheticConfig::default()
+            .with_users(2000)
+            .with_affinity(0.4),
+    )?;
     let task = data.classification_task(&SplitConfig::new(0.7, 0.1, 7))?;
     println!(
         "synthetic data: {} users, {} items, {} types; task split {}/{}/{}",
@@ -48,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..TrainConfig::default()
     };
     let pretrain_cfg = PretrainConfig {
-        train: train(20, 5e-3),
+        train: train(10, 5e-3),
         objective: SeqObjective::NextItem,
         sampled: None,
         ranking: RankingOptions {

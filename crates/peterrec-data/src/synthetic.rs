@@ -4,7 +4,10 @@
 //! items: every item has `branching` type-specific successors, and each type starts from its own
 //! subset of items. A user of type `t` starts at one of `t`'s start items, then at every step
 //! moves to a uniformly chosen successor of the current item under `t`'s chain, or, with
-//! probability `noise`, to a uniformly random item. The type is the user's profile label, so
+//! probability `noise`, to a uniformly random item. With `affinity > 0` the catalogue is cut into
+//! `num_types` equal regions and each successor of a type's chain is drawn from that type's own
+//! region with probability `affinity` (users of a type favour "their" items, as real user groups
+//! favour genres). The type is the user's profile label, so
 //! both next-item prediction and user classification are learnable, and everything is a
 //! function of the seed.
 //!
@@ -39,12 +42,16 @@ pub struct SyntheticConfig {
     pub branching: usize,
     /// Probability of a uniformly random next item instead of a chain step.
     pub noise: f64,
+    /// Probability that a chain successor is drawn from the type's own region of the catalogue
+    /// (0: from the whole catalogue).
+    pub affinity: f64,
     /// Random seed.
     pub seed: u64,
 }
 
 impl Default for SyntheticConfig {
-    /// 1,000 users, 200 items, 4 types, lengths 10..=30, branching 3, noise 0.1, seed 42.
+    /// 1,000 users, 200 items, 4 types, lengths 10..=30, branching 3, noise 0.1, affinity 0,
+    /// seed 42.
     fn default() -> Self {
         SyntheticConfig {
             num_users: 1000,
@@ -54,6 +61,7 @@ impl Default for SyntheticConfig {
             max_len: 30,
             branching: 3,
             noise: 0.1,
+            affinity: 0.0,
             seed: 42,
         }
     }
@@ -86,6 +94,12 @@ impl SyntheticConfig {
         self.branching = b;
         self
     }
+    /// Sets the probability that a successor comes from the type's own region.
+    pub fn with_affinity(mut self, p: f64) -> Self {
+        self.affinity = p;
+        self
+    }
+
     /// Sets the noise probability.
     pub fn with_noise(mut self, p: f64) -> Self {
         self.noise = p;
@@ -120,6 +134,9 @@ impl SyntheticConfig {
                 "branching {} must be in 1..={}",
                 self.branching, self.num_items
             ));
+        }
+        if !(0.0..=1.0).contains(&self.affinity) {
+            return bad(format!("affinity {} must be in [0, 1]", self.affinity));
         }
         if !(0.0..=1.0).contains(&self.noise) {
             return bad(format!("noise {} must be in [0, 1]", self.noise));
@@ -167,11 +184,21 @@ pub fn try_generate(cfg: &SyntheticConfig) -> Result<SyntheticData> {
     let mut pool = all.clone();
     let mut successors = Vec::with_capacity(cfg.num_types);
     let mut starts = Vec::with_capacity(cfg.num_types);
-    for _ in 0..cfg.num_types {
+    for t in 0..cfg.num_types {
+        let region =
+            (t * n / cfg.num_types)..((t + 1) * n / cfg.num_types).max(t * n / cfg.num_types + 1);
         let chain: Vec<Vec<u32>> = (0..n)
             .map(|_| {
                 let (chosen, _) = pool.partial_shuffle(&mut rng, cfg.branching);
-                chosen.to_vec()
+                let mut chosen = chosen.to_vec();
+                if cfg.affinity > 0.0 {
+                    for c in chosen.iter_mut() {
+                        if rng.random::<f64>() < cfg.affinity {
+                            *c = all[rng.random_range(region.clone())];
+                        }
+                    }
+                }
+                chosen
             })
             .collect();
         successors.push(chain);

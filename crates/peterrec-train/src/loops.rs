@@ -27,7 +27,7 @@ use crate::evaluate::{
     evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation,
 };
 use crate::log::{EarlyStopping, MetricsLog, Mode};
-use crate::progress::EpochProgress;
+use crate::progress::{EpochProgress, EpochStats};
 use crate::resume::{load_last, save_epoch, LoopState};
 use peterrec_model::paths::set_trainable;
 
@@ -144,6 +144,121 @@ fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<()> {
     }
 }
 
+/// The bookkeeping both loops share: RNG, optimizer, early stopping, history, the best model so
+/// far, the metrics log and the state directory (restored from it when it holds a saved epoch).
+struct Run<B: AutodiffBackend, M: AutodiffModule<B>, O, E> {
+    rng: ChaCha8Rng,
+    optim: O,
+    stopper: EarlyStopping,
+    history: Vec<EpochRecord>,
+    best: (M::InnerModule, usize, Option<E>),
+    log: Option<MetricsLog>,
+    dir: Option<CheckpointDir>,
+    first_epoch: usize,
+    start: Instant,
+}
+
+impl<B, M, O, E> Run<B, M, O, E>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    E: Serialize + serde::de::DeserializeOwned,
+{
+    /// Starts a run, or resumes it from `t.state_dir`. `refreeze` re-applies what is trainable to
+    /// a model read back from disk.
+    fn start(
+        t: &TrainConfig,
+        model: M,
+        optim: impl Fn() -> O,
+        refreeze: impl FnOnce(M) -> M,
+        device: &B::Device,
+    ) -> Result<(M, Self)> {
+        let mut run = Run {
+            rng: ChaCha8Rng::seed_from_u64(t.seed),
+            optim: optim(),
+            stopper: EarlyStopping::new(t.patience, Mode::Max),
+            history: Vec::new(),
+            best: (model.valid(), 0, None),
+            log: open_log(t)?,
+            dir: t.state_dir.as_ref().map(CheckpointDir::open).transpose()?,
+            first_epoch: 1,
+            start: Instant::now(),
+        };
+        let Some(dir) = &run.dir else {
+            return Ok((model, run));
+        };
+        let Some(r) = load_last(dir, model.clone(), optim(), device)? else {
+            return Ok((model, run));
+        };
+        run.optim = r.optim;
+        run.rng = r.state.rng;
+        run.stopper = r.state.stopper;
+        run.history = r.state.history;
+        if let Some(b) = r.best {
+            run.best = (
+                b,
+                r.state.best_epoch,
+                serde_json::from_value(r.state.best_eval).ok(),
+            );
+        }
+        run.first_epoch = if r.state.stopped {
+            usize::MAX
+        } else {
+            r.state.epoch + 1
+        };
+        Ok((refreeze(r.model), run))
+    }
+
+    /// Records an evaluated epoch: logs it, keeps the model if it is the best so far (calling
+    /// `save_best` on it), saves the loop state, and says whether to stop.
+    #[allow(clippy::too_many_arguments)]
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        stats: &EpochStats,
+        model: &M,
+        eval: E,
+        metric: (&str, f64),
+        log_extra: serde_json::Value,
+        save_best: impl FnOnce(&M::InnerModule) -> Result<()>,
+    ) -> Result<bool> {
+        let decision = self.stopper.update(epoch, metric.1);
+        let record = EpochRecord {
+            epoch,
+            train_loss: stats.mean_loss.unwrap_or(f64::NAN),
+            valid_metric: metric.1,
+            metric: metric.0.into(),
+            seqs_per_sec: stats.sequences_per_second,
+            elapsed: self.start.elapsed().as_secs_f64(),
+            best: decision.improved,
+        };
+        if let Some(log) = self.log.as_mut() {
+            log.log(&serde_json::json!({"record": &record, "details": log_extra}))?;
+        }
+        self.history.push(record);
+        if decision.improved {
+            let inner = model.valid();
+            save_best(&inner)?;
+            self.best = (inner, epoch, Some(eval));
+        }
+        if let Some(dir) = &self.dir {
+            let state = LoopState {
+                epoch,
+                rng: self.rng.clone(),
+                stopper: self.stopper.clone(),
+                history: self.history.clone(),
+                best_epoch: self.best.1,
+                best_eval: serde_json::to_value(&self.best.2)
+                    .map_err(|e| TrainError::json(None, e))?,
+                stopped: decision.stop,
+            };
+            save_epoch(dir, model, &self.optim, &state, decision.improved)?;
+        }
+        Ok(decision.stop)
+    }
+}
+
 /// Pretraining objective and head.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PretrainConfig {
@@ -203,7 +318,7 @@ fn training_windows(train: &[UserSequence], max_len: usize, windows: bool) -> Ve
 /// Pretrains `model` on the training sequences, validating next-item ranking on `valid` after
 /// every epoch. Returns the best model (by validation NDCG@10) and the report.
 pub fn pretrain<B: AutodiffBackend>(
-    mut model: NextItNetLM<B>,
+    model: NextItNetLM<B>,
     config: &NextItNetConfig,
     train: &[UserSequence],
     valid: &[NextItemExample],
@@ -212,51 +327,30 @@ pub fn pretrain<B: AutodiffBackend>(
 ) -> Result<(NextItNetLM<B>, PretrainReport)> {
     cfg.train.validate()?;
     let t = &cfg.train;
-    let start = Instant::now();
     let rows = training_windows(train, t.max_len, cfg.windows);
     if rows.is_empty() {
         return Err(TrainError::Data(
             "no training sequence has two or more items".into(),
         ));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let mut optim = t.adam().init::<B, NextItNetLM<B>>();
-    let mut stopper = EarlyStopping::new(t.patience, Mode::Max);
-    let mut log = open_log(t)?;
-    let mut best = (model.valid(), 0usize, None::<RankingReport>);
-    let mut history = Vec::new();
-    let state_dir = t.state_dir.as_ref().map(CheckpointDir::open).transpose()?;
-    let mut first = 1;
-    if let Some(dir) = &state_dir {
-        if let Some(r) = load_last(dir, model.clone(), optim, device)? {
-            model = set_trainable(r.model, |_| true);
-            optim = r.optim;
-            (rng, stopper, history) = (r.state.rng, r.state.stopper, r.state.history);
-            if let Some(b) = r.best {
-                best = (
-                    b,
-                    r.state.best_epoch,
-                    serde_json::from_value(r.state.best_eval).ok(),
-                );
-            }
-            first = if r.state.stopped {
-                usize::MAX
-            } else {
-                r.state.epoch + 1
-            };
-        } else {
-            optim = t.adam().init::<B, NextItNetLM<B>>();
-        }
-    }
-    for epoch in first..=t.epochs {
+    let (mut model, mut run) = Run::<B, NextItNetLM<B>, _, RankingReport>::start(
+        t,
+        model,
+        || t.adam().init::<B, NextItNetLM<B>>(),
+        |m| set_trainable(m, |_| true),
+        device,
+    )?;
+    for epoch in run.first_epoch..=t.epochs {
         let mut bar = EpochProgress::new(epoch, Some(t.epochs), rows.len() as u64, t.quiet);
-        let batches = epoch_batches(rows.len(), t.batch_size, Some(&mut rng));
+        let batches = epoch_batches(rows.len(), t.batch_size, Some(&mut run.rng));
         for (step, idx) in batches.iter().enumerate() {
             let seqs: Vec<&[u32]> = idx.iter().map(|&i| rows[i].as_slice()).collect();
-            let batch = cfg.objective.batch::<B>(&seqs, t.max_len, &mut rng, device);
+            let batch = cfg
+                .objective
+                .batch::<B>(&seqs, t.max_len, &mut run.rng, device);
             let out = match &cfg.sampled {
                 Some(s) => {
-                    model.sampled_loss(batch.inputs, batch.targets, &batch.mask, s, &mut rng)
+                    model.sampled_loss(batch.inputs, batch.targets, &batch.mask, s, &mut run.rng)
                 }
                 None => model.loss(batch.inputs, batch.targets, &batch.mask),
             };
@@ -266,53 +360,39 @@ pub fn pretrain<B: AutodiffBackend>(
             let loss = out.loss.clone().into_scalar().to_f64_lossy();
             check_finite(loss, epoch, step)?;
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = optim.step(t.lr, model, grads);
+            model = run.optim.step(t.lr, model, grads);
             bar.step(seqs.len(), loss);
         }
         let stats = bar.finish();
-        let inner = model.valid();
-        let report = evaluate_next_item(&inner, valid, t.max_len, &cfg.ranking, device);
+        let report = evaluate_next_item(&model.valid(), valid, t.max_len, &cfg.ranking, device);
         let metric = report
             .full
             .ndcg_at(10)
             .unwrap_or_else(|| report.full.ndcg.last().copied().unwrap_or(0.0));
-        let decision = stopper.update(epoch, metric);
-        let record = EpochRecord {
+        let extra = serde_json::json!({"phase": "pretrain", "valid": report.flat()});
+        let stop = run.end_epoch(
             epoch,
-            train_loss: stats.mean_loss.unwrap_or(f64::NAN),
-            valid_metric: metric,
-            metric: "ndcg@10".into(),
-            seqs_per_sec: stats.sequences_per_second,
-            elapsed: start.elapsed().as_secs_f64(),
-            best: decision.improved,
-        };
-        if let Some(log) = log.as_mut() {
-            log.log(&serde_json::json!({"phase": "pretrain", "record": &record, "valid": report.flat()}))?;
-        }
-        history.push(record);
-        if decision.improved {
-            if let Some(path) = &t.checkpoint {
-                peterrec_model::save_pretrained(&inner, config, path)
-                    .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
-            }
-            best = (inner, epoch, Some(report));
-        }
-        if let Some(dir) = &state_dir {
-            let state = LoopState {
-                epoch,
-                rng: rng.clone(),
-                stopper: stopper.clone(),
-                history: history.clone(),
-                best_epoch: best.1,
-                best_eval: serde_json::to_value(&best.2).map_err(|e| TrainError::json(None, e))?,
-                stopped: decision.stop,
-            };
-            save_epoch(dir, &model, &optim, &state, decision.improved)?;
-        }
-        if decision.stop {
+            &stats,
+            &model,
+            report,
+            ("ndcg@10", metric),
+            extra,
+            |inner| match &t.checkpoint {
+                Some(path) => peterrec_model::save_pretrained(inner, config, path)
+                    .map_err(|e| TrainError::checkpoint(path, e.to_string())),
+                None => Ok(()),
+            },
+        )?;
+        if stop {
             break;
         }
     }
+    let Run {
+        best,
+        history,
+        start,
+        ..
+    } = run;
     let (best_model, best_epoch, valid_report) = best;
     let valid_report = match valid_report {
         Some(r) => r,
@@ -373,14 +453,13 @@ pub struct FineTuneReport {
 /// Fine-tunes `model` on `task` (its strategy decides what is trained), selecting the epoch by
 /// the validation headline metric, and evaluates the kept model on the test split.
 pub fn finetune<B: AutodiffBackend>(
-    mut model: FineTuneModel<B>,
+    model: FineTuneModel<B>,
     task: &Task,
     cfg: &FineTuneTrainConfig,
     device: &B::Device,
 ) -> Result<(FineTuneModel<B::InnerBackend>, FineTuneReport)> {
     cfg.train.validate()?;
     let t = &cfg.train;
-    let start = Instant::now();
     if task.train.is_empty() {
         return Err(TrainError::Data(format!(
             "task `{}` has no training example",
@@ -402,41 +481,17 @@ pub fn finetune<B: AutodiffBackend>(
     }
     let causal = model.backbone.causal;
     let train_labels: Vec<usize> = task.train.iter().map(|e| e.label as usize).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let mut optim = t.adam().init::<B, FineTuneModel<B>>();
-    let mut stopper = EarlyStopping::new(t.patience, Mode::Max);
-    let mut log = open_log(t)?;
-    let mut best = (model.valid(), 0usize, None::<TaskEvaluation>);
-    let mut history = Vec::new();
-    let state_dir = t.state_dir.as_ref().map(CheckpointDir::open).transpose()?;
-    let mut first = 1;
-    if let Some(dir) = &state_dir {
-        if let Some(r) = load_last(dir, model.clone(), optim, device)? {
-            model = r.model.apply_freezing();
-            optim = r.optim;
-            (rng, stopper, history) = (r.state.rng, r.state.stopper, r.state.history);
-            if let Some(b) = r.best {
-                best = (
-                    b,
-                    r.state.best_epoch,
-                    serde_json::from_value(r.state.best_eval).ok(),
-                );
-            }
-            first = if r.state.stopped {
-                usize::MAX
-            } else {
-                r.state.epoch + 1
-            };
-        } else {
-            optim = t.adam().init::<B, FineTuneModel<B>>();
-        }
-    }
-    for epoch in first..=t.epochs {
+    let (mut model, mut run) = Run::<B, FineTuneModel<B>, _, TaskEvaluation>::start(
+        t,
+        model,
+        || t.adam().init::<B, FineTuneModel<B>>(),
+        FineTuneModel::apply_freezing,
+        device,
+    )?;
+    for epoch in run.first_epoch..=t.epochs {
         let mut bar = EpochProgress::new(epoch, Some(t.epochs), task.train.len() as u64, t.quiet);
-        for (step, idx) in epoch_batches(task.train.len(), t.batch_size, Some(&mut rng))
-            .iter()
-            .enumerate()
-        {
+        let batches = epoch_batches(task.train.len(), t.batch_size, Some(&mut run.rng));
+        for (step, idx) in batches.iter().enumerate() {
             let examples: Vec<_> = idx.iter().map(|&i| &task.train[i]).collect();
             let batch = finetune_rows(&examples, t.max_len, causal).to_batch::<B>(device);
             let out = match cfg.loss {
@@ -450,7 +505,7 @@ pub fn finetune<B: AutodiffBackend>(
                             (0..s)
                                 .map(|_| {
                                     // Uniform over the other outputs.
-                                    let r = rng.random_range(0..outputs.max(2) - 1);
+                                    let r = run.rng.random_range(0..outputs.max(2) - 1);
                                     (if r >= label { r + 1 } else { r }).min(outputs - 1) as i64
                                 })
                                 .collect::<Vec<_>>()
@@ -466,58 +521,38 @@ pub fn finetune<B: AutodiffBackend>(
             let loss = out.loss.clone().into_scalar().to_f64_lossy();
             check_finite(loss, epoch, step)?;
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = optim.step(t.lr, model, grads);
+            model = run.optim.step(t.lr, model, grads);
             bar.step(examples.len(), loss);
         }
         let stats = bar.finish();
-        let inner = model.valid();
         let eval = evaluate_task(
-            &inner,
+            &model.valid(),
             &task.valid,
             &train_labels,
             t.max_len,
             &cfg.ranking,
             device,
         );
-        let metric = eval.headline();
-        let decision = stopper.update(epoch, metric);
-        let record = EpochRecord {
-            epoch,
-            train_loss: stats.mean_loss.unwrap_or(f64::NAN),
-            valid_metric: metric,
-            metric: eval.headline_name().into(),
-            seqs_per_sec: stats.sequences_per_second,
-            elapsed: start.elapsed().as_secs_f64(),
-            best: decision.improved,
-        };
-        if let Some(log) = log.as_mut() {
-            log.log(&serde_json::json!({"phase": "finetune", "task": task.name, "strategy": model.strategy().to_string(), "record": &record}))?;
-        }
-        history.push(record);
-        if decision.improved {
-            if let Some(path) = &t.checkpoint {
-                inner
-                    .save_task(path)
-                    .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
-            }
-            best = (inner, epoch, Some(eval));
-        }
-        if let Some(dir) = &state_dir {
-            let state = LoopState {
-                epoch,
-                rng: rng.clone(),
-                stopper: stopper.clone(),
-                history: history.clone(),
-                best_epoch: best.1,
-                best_eval: serde_json::to_value(&best.2).map_err(|e| TrainError::json(None, e))?,
-                stopped: decision.stop,
-            };
-            save_epoch(dir, &model, &optim, &state, decision.improved)?;
-        }
-        if decision.stop {
+        let metric = (eval.headline_name(), eval.headline());
+        let extra = serde_json::json!({"phase": "finetune", "task": task.name, "strategy": model.strategy().to_string()});
+        let stop = run.end_epoch(epoch, &stats, &model, eval, metric, extra, |inner| match &t
+            .checkpoint
+        {
+            Some(path) => inner
+                .save_task(path)
+                .map_err(|e| TrainError::checkpoint(path, e.to_string())),
+            None => Ok(()),
+        })?;
+        if stop {
             break;
         }
     }
+    let Run {
+        best,
+        history,
+        start,
+        ..
+    } = run;
     let (best_model, best_epoch, valid) = best;
     let valid = match valid {
         Some(v) => v,

@@ -60,6 +60,28 @@ impl<B: Backend> NextItNetLM<B> {
             .forward(hidden.narrow(1, l - 1, 1).reshape([b, c]))
     }
 
+    /// Hidden states and targets at the positions where `mask` is 1 (`None` if there are none).
+    ///
+    /// # Shapes
+    /// - inputs, targets, mask: `[batch, length]`
+    /// - output: `([n, C], [n])`
+    fn predicted_states(
+        &self,
+        inputs: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        mask: &Tensor<B, 2, Int>,
+    ) -> Option<(Tensor<B, 2>, Tensor<B, 1, Int>)> {
+        let index = masked_positions(mask);
+        if index.is_empty() {
+            return None;
+        }
+        Some(select_positions(
+            self.backbone.forward(inputs),
+            targets,
+            &index,
+        ))
+    }
+
     /// Full-softmax cross-entropy over the positions where `mask` is 1; only those positions go
     /// through the `C × V` projection.
     ///
@@ -71,17 +93,13 @@ impl<B: Backend> NextItNetLM<B> {
         targets: Tensor<B, 2, Int>,
         mask: &Tensor<B, 2, Int>,
     ) -> LossOutput<B> {
-        let index = masked_positions(mask);
-        let device = inputs.device();
-        if index.is_empty() {
-            return empty_loss(&device);
-        }
-        let hidden = self.backbone.forward(inputs);
-        let (h, t) = select_positions(hidden, targets, &index);
-        let logits = self.head.forward(h);
+        let Some((h, t)) = self.predicted_states(inputs, targets, mask) else {
+            return empty_loss(&mask.device());
+        };
+        let count = t.dims()[0];
         LossOutput {
-            loss: cross_entropy(logits, t),
-            count: index.len(),
+            loss: cross_entropy(self.head.forward(h), t),
+            count,
         }
     }
 
@@ -99,15 +117,12 @@ impl<B: Backend> NextItNetLM<B> {
         sampler: &NegativeSampler,
         rng: &mut ChaCha8Rng,
     ) -> LossOutput<B> {
-        let index = masked_positions(mask);
-        let device = inputs.device();
-        if index.is_empty() {
+        let device = mask.device();
+        let Some((h, t)) = self.predicted_states(inputs, targets, mask) else {
             return empty_loss(&device);
-        }
-        let hidden = self.backbone.forward(inputs);
-        let (h, t) = select_positions(hidden, targets, &index);
+        };
         let h = relu(h);
-        let n = index.len();
+        let n = t.dims()[0];
         let true_ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().expect("int targets");
         let negatives = sampler.sample(rng);
         let s = negatives.len();

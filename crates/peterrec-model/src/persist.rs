@@ -152,6 +152,21 @@ struct ModelFile {
     tensors: Vec<NamedTensor>,
 }
 
+impl ModelFile {
+    /// The JSON `config` entry of the metadata.
+    fn config<T: serde::de::DeserializeOwned>(&self, path: &Path, kind: &'static str) -> Result<T> {
+        self.meta
+            .get("config")
+            .ok_or("no `config` in metadata".to_string())
+            .and_then(|s| serde_json::from_str(s).map_err(|e| e.to_string()))
+            .map_err(|reason| ModelError::Format {
+                path: path.to_path_buf(),
+                kind,
+                reason,
+            })
+    }
+}
+
 fn read_file(path: &Path, format: &'static str) -> Result<ModelFile> {
     let kind = if format == BACKBONE_FORMAT {
         "backbone"
@@ -220,11 +235,20 @@ fn read_file(path: &Path, format: &'static str) -> Result<ModelFile> {
     Ok(ModelFile { meta, tensors })
 }
 
-fn apply<B: Backend, M: Module<B>>(module: M, tensors: Vec<NamedTensor>, path: &Path) -> Result<M> {
-    let expected: Vec<String> = crate::paths::param_shapes(&module)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+/// Replaces the parameters of `module` named in `expected` (all of them when `None`) by the
+/// file's tensors; a missing tensor, a shape mismatch or a tensor the module lacks is an error.
+fn apply<B: Backend, M: Module<B>>(
+    module: M,
+    expected: Option<Vec<String>>,
+    tensors: Vec<NamedTensor>,
+    path: &Path,
+) -> Result<M> {
+    let expected = expected.unwrap_or_else(|| {
+        crate::paths::param_shapes(&module)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    });
     let present: std::collections::HashSet<&str> =
         tensors.iter().map(|t| t.name.as_str()).collect();
     if let Some(missing) = expected.iter().find(|n| !present.contains(n.as_str())) {
@@ -318,16 +342,7 @@ pub fn save_pretrained<B: Backend>(
 
 fn read_backbone_file(path: &Path) -> Result<(NextItNetConfig, ModelFile)> {
     let file = read_file(path, BACKBONE_FORMAT)?;
-    let config: NextItNetConfig = file
-        .meta
-        .get("config")
-        .ok_or("no `config` in metadata".to_string())
-        .and_then(|s| serde_json::from_str(s).map_err(|e| e.to_string()))
-        .map_err(|reason| ModelError::Format {
-            path: path.to_path_buf(),
-            kind: "backbone",
-            reason,
-        })?;
+    let config: NextItNetConfig = file.config(path, "backbone")?;
     config.validate()?;
     Ok((config, file))
 }
@@ -341,6 +356,7 @@ pub fn load_backbone<B: Backend>(
     let (config, file) = read_backbone_file(path)?;
     let backbone = apply(
         config.try_init(device)?,
+        None,
         strip(file.tensors, "backbone"),
         path,
     )?;
@@ -359,8 +375,8 @@ pub fn load_pretrained<B: Backend>(
         .tensors
         .into_iter()
         .partition(|t| t.name.starts_with("backbone."));
-    let backbone = apply(lm.backbone, strip(b, "backbone"), path)?;
-    let head: SoftmaxHead<B> = apply(lm.head, strip(h, "head"), path)?;
+    let backbone = apply(lm.backbone, None, strip(b, "backbone"), path)?;
+    let head: SoftmaxHead<B> = apply(lm.head, None, strip(h, "head"), path)?;
     Ok((NextItNetLM { backbone, head }, config))
 }
 
@@ -385,16 +401,7 @@ impl<B: Backend> FineTuneModel<B> {
     ) -> Result<Self> {
         let path = path.as_ref();
         let file = read_file(path, TASK_FORMAT)?;
-        let meta: TaskMeta = file
-            .meta
-            .get("config")
-            .ok_or("no `config` in metadata".to_string())
-            .and_then(|s| serde_json::from_str(s).map_err(|e| e.to_string()))
-            .map_err(|reason| ModelError::Format {
-                path: path.to_path_buf(),
-                kind: "task",
-                reason,
-            })?;
+        let meta: TaskMeta = file.config(path, "task")?;
         let mismatch = |what: &str, expected: String, found: String| ModelError::BackboneMismatch {
             path: path.to_path_buf(),
             what: what.into(),
@@ -418,23 +425,7 @@ impl<B: Backend> FineTuneModel<B> {
         }
         let model = meta.finetune.init(backbone, config, device)?;
         let expected = model.trainable_names();
-        let present: std::collections::HashSet<&str> =
-            file.tensors.iter().map(|t| t.name.as_str()).collect();
-        if let Some(missing) = expected.iter().find(|n| !present.contains(n.as_str())) {
-            return Err(ModelError::Tensor {
-                path: path.to_path_buf(),
-                name: missing.clone(),
-                reason: "missing from the task file".into(),
-            });
-        }
-        let (model, errors) = replace_params(model, file.tensors);
-        if let Some((name, reason)) = errors.into_iter().next() {
-            return Err(ModelError::Tensor {
-                path: path.to_path_buf(),
-                name,
-                reason,
-            });
-        }
+        let model = apply(model, Some(expected), file.tensors, path)?;
         Ok(model.apply_freezing())
     }
 }

@@ -17,7 +17,8 @@ pub enum Insertion {
     /// `conv(x) + delta(x)` before each LayerNorm, where `delta` is the patch's residual branch:
     /// two patches per block, each beside its convolution. With a zero-initialised patch the block
     /// computes the pretrained function exactly. (The PyTorch port in `shared/bench` adds the whole
-    /// `MP(x) = x + delta(x)` instead, which also adds the conv's input.)
+    /// `MP(x) = x + delta(x)` instead, which also adds the conv's input; blocks imported from it
+    /// keep that convention through [`ResidualBlock::parallel_adds_input`].)
     Parallel,
     /// One serial patch per block, after the second convolution.
     SerialOne,
@@ -82,6 +83,7 @@ impl ResidualBlockConfig {
             mp1: None,
             mp2: None,
             parallel: false,
+            parallel_adds_input: false,
         }
     }
 
@@ -108,6 +110,12 @@ pub struct ResidualBlock<B: Backend> {
     pub mp2: Option<ModelPatch<B>>,
     /// Parallel insertion (else serial).
     pub parallel: bool,
+    /// Parallel insertion only: add the whole patch `MP(x) = x + delta(x)` beside the
+    /// convolution (`conv(x) + x + delta(x)`, the convention of the PyTorch port in
+    /// `shared/bench`) instead of our `conv(x) + delta(x)`. False for every block we build; set
+    /// by [`crate::interchange`] when it imports the port's parallel patches. Our own task files
+    /// ([`crate::persist`]) do not record it.
+    pub parallel_adds_input: bool,
 }
 
 impl<B: Backend> ResidualBlock<B> {
@@ -127,6 +135,7 @@ impl<B: Backend> ResidualBlock<B> {
         };
         self.mp2 = Some(config.init_named(&format!("{name}.mp2"), device));
         self.parallel = insertion == Insertion::Parallel;
+        self.parallel_adds_input = false;
         self
     }
 
@@ -135,6 +144,7 @@ impl<B: Backend> ResidualBlock<B> {
         self.mp1 = None;
         self.mp2 = None;
         self.parallel = false;
+        self.parallel_adds_input = false;
         self
     }
 
@@ -146,6 +156,7 @@ impl<B: Backend> ResidualBlock<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = self.conv1.forward(x.clone());
         let h = match &self.mp1 {
+            Some(mp) if self.parallel && self.parallel_adds_input => h + mp.forward(x.clone()),
             Some(mp) if self.parallel => h + mp.delta(x.clone()),
             Some(mp) => mp.forward(h),
             None => h,
@@ -153,6 +164,7 @@ impl<B: Backend> ResidualBlock<B> {
         let h = relu(self.ln1.forward(h));
         let h2 = self.conv2.forward(h.clone());
         let h2 = match &self.mp2 {
+            Some(mp) if self.parallel && self.parallel_adds_input => h2 + mp.forward(h),
             Some(mp) if self.parallel => h2 + mp.delta(h),
             Some(mp) => mp.forward(h2),
             None => h2,

@@ -142,6 +142,10 @@ pub struct TaskMeta {
     pub backbone: NextItNetConfig,
     /// Content hash of the pretrained backbone's weights (see [`content_hash`]).
     pub backbone_hash: u64,
+    /// Parallel patches follow the PyTorch port's `conv(x) + MP(x)` convention
+    /// ([`crate::ResidualBlock::parallel_adds_input`]; set by the importer).
+    #[serde(default)]
+    pub parallel_adds_input: bool,
 }
 
 impl FineTuneConfig {
@@ -213,6 +217,7 @@ impl FineTuneConfig {
                 finetune: self.clone(),
                 backbone: backbone_config.clone(),
                 backbone_hash,
+                parallel_adds_input: false,
             },
         };
         Ok(model.apply_freezing())

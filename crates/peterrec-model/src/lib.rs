@@ -36,6 +36,7 @@ pub mod finetune;
 pub mod hash;
 pub mod head;
 pub mod init;
+pub mod interchange;
 pub mod lm;
 pub mod loss;
 pub mod params;
@@ -50,6 +51,10 @@ pub use conv::{DilatedConv1d, DilatedConv1dConfig};
 pub use error::{ModelError, Result};
 pub use finetune::{FineTuneConfig, FineTuneModel, Strategy, TaskMeta};
 pub use head::{HeadKind, SoftmaxHead, SoftmaxHeadConfig, TaskHead};
+pub use interchange::{
+    export_backbone, export_pretrained, export_task, import_backbone, import_pretrained,
+    import_task, PortConfig, PortFile,
+};
 pub use lm::NextItNetLM;
 pub use loss::LossOutput;
 pub use params::{ParamGroup, ParamReport};

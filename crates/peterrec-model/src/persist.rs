@@ -27,10 +27,11 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::backbone::{NextItNet, NextItNetConfig};
 use crate::error::{ModelError, Result};
-use crate::finetune::{FineTuneModel, TaskMeta};
+use crate::finetune::{FineTuneModel, Strategy, TaskMeta};
 use crate::hash::Fnv64;
 use crate::head::SoftmaxHead;
 use crate::lm::NextItNetLM;
+use crate::patch::ModelPatchConfig;
 use crate::paths::{collect_params, replace_params, NamedTensor};
 
 /// Version written into, and accepted from, backbone and task files.
@@ -79,7 +80,8 @@ fn checksum(meta: &HashMap<String, String>, tensors: &[NamedTensor]) -> u64 {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed and synced, then
-/// renamed over `path`. A crash leaves either the old file or the new one, never half of one.
+/// renamed over `path`. A crash leaves either the old file or the new one, never half of one;
+/// the temporary file a killed writer leaves behind is removed by the next write to `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| ModelError::Io {
         path: path.to_path_buf(),
@@ -93,7 +95,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let prefix = format!(".{file_name}.tmp-");
+    let own = format!("{prefix}{}", std::process::id());
+    remove_stale_temps(&dir, &prefix, &own);
+    let tmp = dir.join(own);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -109,6 +114,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Removes the temporary files that writers killed mid-save left for the same target (another
+/// process id), so that repeated crashes never accumulate them. One writer per target file.
+fn remove_stale_temps(dir: &Path, prefix: &str, own: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name != own {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn write_file(
@@ -344,7 +364,62 @@ fn read_backbone_file(path: &Path) -> Result<(NextItNetConfig, ModelFile)> {
     let file = read_file(path, BACKBONE_FORMAT)?;
     let config: NextItNetConfig = file.config(path, "backbone")?;
     config.validate()?;
+    check_values(&file, path, "backbone", backbone_values(&config))?;
     Ok((config, file))
+}
+
+/// Fewest parameter values a backbone built from `config` holds (its embedding table and its
+/// convolution weights), `None` beyond `usize`.
+fn backbone_values(config: &NextItNetConfig) -> Option<usize> {
+    let embedding = config.num_tokens.checked_mul(config.channels)?;
+    let conv = config
+        .kernel_size
+        .checked_mul(config.channels)?
+        .checked_mul(config.channels)?;
+    let blocks = config.dilations.len().checked_mul(conv.checked_mul(2)?)?;
+    embedding.checked_add(blocks)
+}
+
+/// Fewest parameter values the trained part of a task model holds (its head, and its patches
+/// for PeterRec), `None` beyond `usize`.
+fn task_values(meta: &TaskMeta) -> Option<usize> {
+    let c = meta.backbone.channels;
+    let head = meta.finetune.head.outputs().checked_mul(c)?;
+    let patches = match meta.finetune.strategy {
+        Strategy::PeterRec { .. } => {
+            let b = ModelPatchConfig::new(c)
+                .with_bottleneck_ratio(meta.finetune.bottleneck_ratio)
+                .bottleneck();
+            let one = b.checked_mul(c)?.checked_mul(2)?; // down and up projections
+            meta.backbone.dilations.len().checked_mul(one)?
+        }
+        _ => 0,
+    };
+    head.checked_add(patches)
+}
+
+/// Rejects a file whose configuration asks for more parameter values than it stores, before
+/// anything is built from that configuration. The checksum only detects accidents (anyone can
+/// compute it), so without this a few-kilobyte file claiming `num_tokens = 2^61` would make the
+/// loader allocate without bound, or abort.
+fn check_values(
+    file: &ModelFile,
+    path: &Path,
+    kind: &'static str,
+    needed: Option<usize>,
+) -> Result<()> {
+    let stored: usize = file.tensors.iter().map(|t| t.values.len()).sum();
+    match needed {
+        Some(n) if n <= stored => Ok(()),
+        _ => Err(ModelError::Format {
+            path: path.to_path_buf(),
+            kind,
+            reason: format!(
+                "its configuration describes {} parameter values but the file holds only {stored}",
+                needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+            ),
+        }),
+    }
 }
 
 /// Loads a backbone file (ignoring any pretraining head in it).
@@ -384,8 +459,12 @@ impl<B: Backend> FineTuneModel<B> {
     /// Saves what this model's strategy trained, with the backbone's identity.
     pub fn save_task(&self, path: impl AsRef<Path>) -> Result<()> {
         let tensors = collect_params(self, |n| self.is_trainable(n));
+        let task_meta = TaskMeta {
+            parallel_adds_input: self.backbone.blocks.iter().any(|b| b.parallel_adds_input),
+            ..self.meta.clone()
+        };
         let mut meta = HashMap::new();
-        meta.insert("config".into(), config_json(&self.meta));
+        meta.insert("config".into(), config_json(&task_meta));
         write_file(path.as_ref(), TASK_FORMAT, meta, &tensors)
     }
 
@@ -423,9 +502,17 @@ impl<B: Backend> FineTuneModel<B> {
                 format!("{found:016x}"),
             ));
         }
-        let model = meta.finetune.init(backbone, config, device)?;
+        check_values(&file, path, "task", task_values(&meta))?;
+        let mut model = meta.finetune.init(backbone, config, device)?;
+        for block in &mut model.backbone.blocks {
+            block.parallel_adds_input = block.parallel && meta.parallel_adds_input;
+        }
+        model.meta.parallel_adds_input = meta.parallel_adds_input;
         let expected = model.trainable_names();
         let model = apply(model, Some(expected), file.tensors, path)?;
         Ok(model.apply_freezing())
     }
 }
+
+#[cfg(test)]
+mod tests;

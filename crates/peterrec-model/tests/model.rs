@@ -401,3 +401,31 @@ fn strategy_names_round_trip() {
     assert!("finelast-0".parse::<Strategy>().is_err());
     assert!("bogus".parse::<Strategy>().is_err());
 }
+
+#[test]
+fn task_files_keep_the_port_parallel_convention() {
+    let dir = tmpdir("parallel-flag");
+    let device = Default::default();
+    let cfg = config();
+    let mut model = FineTuneConfig::new(
+        Strategy::PeterRec {
+            insertion: Insertion::Parallel,
+        },
+        HeadKind::Classifier { outputs: 2 },
+    )
+    .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
+    .init(cfg.init::<B>(&device), &cfg, &device)
+    .unwrap();
+    let plain = values(model.forward(tokens(&batch())));
+    for block in &mut model.backbone.blocks {
+        block.parallel_adds_input = true;
+    }
+    let port = values(model.forward(tokens(&batch())));
+    assert_ne!(plain, port);
+    let path = dir.join("task.safetensors");
+    model.save_task(&path).unwrap();
+    let loaded = FineTuneModel::load_task(cfg.init::<B>(&device), &cfg, &path, &device).unwrap();
+    assert!(loaded.backbone.blocks.iter().all(|b| b.parallel_adds_input));
+    assert_eq!(values(loaded.forward(tokens(&batch()))), port);
+    std::fs::remove_dir_all(dir).ok();
+}

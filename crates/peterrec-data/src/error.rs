@@ -31,6 +31,19 @@ pub enum DataError {
         reason: String,
     },
 
+    /// A line is longer than the reader's limit ([`crate::readers::MAX_LINE_LEN`] by default).
+    /// Reading stops at the limit, so an over-long line (a binary file, a missing newline)
+    /// never costs more memory than the limit.
+    #[error("{}:{line}: line is longer than {max} bytes (is this a binary file or a file without newlines?)", file.display())]
+    LineTooLong {
+        /// The file being read.
+        file: PathBuf,
+        /// 1-based line number of the over-long line.
+        line: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+
     /// A file holds no data line at all (it is empty or only blank lines).
     #[error("{}: file is empty (no data lines)", file.display())]
     EmptyFile {
@@ -79,10 +92,10 @@ impl DataError {
         }
     }
 
-    /// The 1-based line number of a parse error, `None` for other variants.
+    /// The 1-based line number of a parse error or an over-long line, `None` for other variants.
     pub fn line(&self) -> Option<usize> {
         match self {
-            DataError::Parse { line, .. } => Some(*line),
+            DataError::Parse { line, .. } | DataError::LineTooLong { line, .. } => Some(*line),
             _ => None,
         }
     }

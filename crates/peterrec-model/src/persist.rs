@@ -125,7 +125,8 @@ fn remove_stale_temps(dir: &Path, prefix: &str, own: &str) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(prefix) && name != own {
+        let pid = name.strip_prefix(prefix).unwrap_or_default();
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && name != own {
             let _ = std::fs::remove_file(entry.path());
         }
     }

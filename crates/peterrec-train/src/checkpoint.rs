@@ -185,13 +185,48 @@ pub struct CheckpointDir {
 
 const LAST: &str = "last.json";
 const BEST: &str = "best.json";
+/// Marks the temporary name of a committed epoch directory being replaced by a new commit.
+const REPLACED: &str = "replaced-";
+
+/// Puts back every committed epoch directory that a commit moved aside to replace it but was
+/// killed before the new one took its place (so `last`/`best` would point at nothing), before
+/// [`clean_stale_temp_files`] would delete it.
+fn restore_replaced(root: &Path) -> Result<()> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::io(root, e)),
+    };
+    let mut restored = false;
+    for entry in entries {
+        let entry = entry.with_path(root)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+            continue;
+        };
+        let Some((_, epoch_dir)) = rest.split_once(REPLACED) else {
+            continue;
+        };
+        let target = root.join(epoch_dir);
+        if epoch_dir.starts_with("epoch-") && !target.exists() {
+            fs::rename(entry.path(), &target).with_path(&target)?;
+            restored = true;
+        }
+    }
+    if restored {
+        sync_dir(root)?;
+    }
+    Ok(())
+}
 
 impl CheckpointDir {
-    /// Opens (creating it if needed) the checkpoint directory `root` and removes stale temporary
-    /// files left by an interrupted save. Only one writer may use a directory at a time.
+    /// Opens (creating it if needed) the checkpoint directory `root` and recovers from an
+    /// interrupted save: a committed epoch directory that was being replaced is put back, and
+    /// stale temporary files are removed. Only one writer may use a directory at a time.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(&root).with_path(&root)?;
+        restore_replaced(&root)?;
         clean_stale_temp_files(&root)?;
         Ok(Self { root })
     }
@@ -378,7 +413,8 @@ impl CheckpointWriter {
     /// moves `last` to it, and `best` too when `is_best`.
     ///
     /// If an earlier checkpoint of this epoch was `best` and this one is not marked best, the
-    /// `best` pointer is removed rather than left pointing at content it was not given for.
+    /// `best` pointer is removed rather than left pointing at content it was not given for; it
+    /// is removed before the content changes, so that not even a crash leaves it so.
     pub fn commit(mut self, is_best: bool) -> Result<Checkpoint> {
         for entry in fs::read_dir(&self.staging).with_path(&self.staging)? {
             let p = entry.with_path(&self.staging)?.path();
@@ -392,7 +428,23 @@ impl CheckpointWriter {
         let target = self.owner.epoch_dir(self.epoch);
         let mut trash = None;
         if target.exists() {
-            let t = temp_path(&root, &CheckpointDir::epoch_dir_name(self.epoch));
+            // `best` must not point at the new content for a moment, even if we are killed:
+            // drop it before the content changes, not after.
+            if !is_best {
+                if let Some(best) = self.owner.best()? {
+                    if best.epoch == self.epoch {
+                        let p = root.join(BEST);
+                        fs::remove_file(&p).with_path(&p)?;
+                        sync_dir(&root)?;
+                    }
+                }
+            }
+            // Moved aside under a name that `open` recognises: if we are killed before the
+            // new directory is in place, `open` puts the old one back (see `restore_replaced`).
+            let t = temp_path(
+                &root,
+                &format!("{REPLACED}{}", CheckpointDir::epoch_dir_name(self.epoch)),
+            );
             fs::rename(&target, &t).with_path(&target)?;
             trash = Some(t);
         }
@@ -403,14 +455,6 @@ impl CheckpointWriter {
         self.owner.write_pointer(LAST, self.epoch)?;
         if is_best {
             self.owner.write_pointer(BEST, self.epoch)?;
-        } else if trash.is_some() {
-            if let Some(best) = self.owner.best()? {
-                if best.epoch == self.epoch {
-                    let p = root.join(BEST);
-                    fs::remove_file(&p).with_path(&p)?;
-                    sync_dir(&root)?;
-                }
-            }
         }
         if let Some(t) = trash {
             fs::remove_dir_all(&t).with_path(&t)?;
@@ -585,6 +629,35 @@ mod tests {
         ck.save(1, &[("m", b"newer")], true).unwrap();
         assert_eq!(ck.best().unwrap().unwrap().epoch, 1);
         assert!(temp_entries(t.path()).is_empty());
+    }
+
+    #[test]
+    fn open_restores_an_epoch_whose_replacement_was_interrupted() {
+        let t = TempDir::new("ckpt-replace-crash");
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        ck.save(1, &[("m", b"old")], true).unwrap();
+        // A re-commit of epoch 1 killed between moving the old directory aside and renaming
+        // the new one into place: `last` and `best` point at a directory that is not there.
+        let w = ck.begin(1).unwrap();
+        w.write("m", b"new").unwrap();
+        let aside = temp_path(t.path(), &format!("{REPLACED}epoch-000001"));
+        fs::rename(ck.epoch_dir(1), &aside).unwrap();
+        std::mem::forget(w);
+        assert!(ck.last().is_err());
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        assert!(temp_entries(t.path()).is_empty());
+        let last = ck.last().unwrap().unwrap();
+        assert_eq!(fs::read(last.file("m")).unwrap(), b"old");
+        assert_eq!(ck.best().unwrap().unwrap().epoch, 1);
+        // Once the new directory is in place, the old one is only garbage.
+        ck.save(1, &[("m", b"newer")], false).unwrap();
+        fs::create_dir(temp_path(t.path(), &format!("{REPLACED}epoch-000001"))).unwrap();
+        let ck = CheckpointDir::open(t.path()).unwrap();
+        assert!(temp_entries(t.path()).is_empty());
+        assert_eq!(
+            fs::read(ck.last().unwrap().unwrap().file("m")).unwrap(),
+            b"newer"
+        );
     }
 
     #[test]

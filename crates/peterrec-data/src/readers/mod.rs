@@ -5,11 +5,17 @@
 //! in constant memory. Convenience `read_*` functions open a path and collect everything.
 //!
 //! Common rules for all formats:
-//! - lines end in `\n` or `\r\n`; blank (whitespace-only) lines are skipped;
+//! - lines end in `\n` or `\r\n`; blank (whitespace-only) lines are skipped; a carriage return
+//!   anywhere else in a non-blank line is a parse error (CR-only line endings would otherwise
+//!   run lines together);
 //! - a file without any data line is [`DataError::EmptyFile`];
 //! - a NUL byte anywhere is rejected as a bad byte (a binary file was passed by mistake);
+//! - a line longer than [`MAX_LINE_LEN`] bytes (16 MiB; see [`Lines::with_max_line_len`]) is
+//!   [`DataError::LineTooLong`]: reading stops at the limit, so memory stays bounded even on a
+//!   file without newlines;
 //! - MovieLens files are decoded as Latin-1 (every byte is a character), all other formats
-//!   must be UTF-8 (an optional byte-order mark is ignored);
+//!   must be UTF-8; a UTF-8 byte-order mark at the start of the file is ignored (any format),
+//!   one at the start of a later line is a parse error (files were concatenated);
 //! - every malformed line is a [`DataError::Parse`] naming the file, the line and the reason.
 //!
 //! | module | format |
@@ -29,6 +35,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
+
+/// Default longest line a reader accepts, in bytes (without the line terminator): 16 MiB.
+pub const MAX_LINE_LEN: usize = 16 << 20;
 
 /// Text encoding of a data file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +144,7 @@ pub struct Lines<R> {
     number: usize,
     data_lines: usize,
     finished: bool,
+    max_line_len: usize,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -149,6 +159,40 @@ impl<R: BufRead> Lines<R> {
             number: 0,
             data_lines: 0,
             finished: false,
+            max_line_len: MAX_LINE_LEN,
+        }
+    }
+
+    /// Sets the longest accepted line, in bytes without the terminator (default
+    /// [`MAX_LINE_LEN`]); a longer line is [`DataError::LineTooLong`].
+    pub fn with_max_line_len(mut self, max: usize) -> Self {
+        self.max_line_len = max;
+        self
+    }
+
+    /// Reads one line (terminator included) into `self.bytes`, but at most `max_line_len + 2`
+    /// bytes (room for `\r\n`): a longer line is cut there, and never held whole in memory.
+    fn read_line_capped(&mut self) -> std::io::Result<()> {
+        let cap = self.max_line_len.saturating_add(2);
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok(());
+            }
+            let room = cap - self.bytes.len();
+            let (take, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) if i < room => (i + 1, true),
+                _ => (available.len().min(room), false),
+            };
+            self.bytes.extend_from_slice(&available[..take]);
+            self.reader.consume(take);
+            if done || self.bytes.len() >= cap {
+                return Ok(());
+            }
         }
     }
 
@@ -170,8 +214,8 @@ impl<R: BufRead> Lines<R> {
         }
         loop {
             self.bytes.clear();
-            match self.reader.read_until(b'\n', &mut self.bytes) {
-                Ok(0) => {
+            match self.read_line_capped() {
+                Ok(()) if self.bytes.is_empty() => {
                     self.finished = true;
                     if self.data_lines == 0 {
                         return Some(Err(DataError::EmptyFile {
@@ -180,7 +224,7 @@ impl<R: BufRead> Lines<R> {
                     }
                     return None;
                 }
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) => {
                     self.finished = true;
                     return Some(Err(DataError::io(&self.file, e)));
@@ -194,11 +238,28 @@ impl<R: BufRead> Lines<R> {
             if end > 0 && self.bytes[end - 1] == b'\r' {
                 end -= 1;
             }
+            if end > self.max_line_len {
+                self.finished = true;
+                self.bytes = Vec::new(); // give the (up to max_line_len) buffer back
+                return Some(Err(DataError::LineTooLong {
+                    file: self.file.clone(),
+                    line: self.number,
+                    max: self.max_line_len,
+                }));
+            }
             let mut start = 0;
             if self.number == 1 && self.bytes[..end].starts_with(&[0xEF, 0xBB, 0xBF]) {
                 start = 3;
             }
             let raw = &self.bytes[start..end];
+            if raw.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                self.finished = true;
+                return Some(Err(DataError::parse(
+                    &self.file,
+                    self.number,
+                    "byte-order mark inside the file: only its very first bytes may be one (were files concatenated?)",
+                )));
+            }
             if raw.contains(&0) {
                 let pos = raw.iter().position(|&b| b == 0).unwrap_or(0);
                 self.finished = true;
@@ -210,6 +271,17 @@ impl<R: BufRead> Lines<R> {
             }
             if raw.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
+            }
+            if let Some(pos) = raw.iter().position(|&b| b == b'\r') {
+                self.finished = true;
+                return Some(Err(DataError::parse(
+                    &self.file,
+                    self.number,
+                    format!(
+                        "bad byte: carriage return at byte {} inside the line (lines must end in \\n or \\r\\n; CR-only line endings are not supported)",
+                        pos + 1
+                    ),
+                )));
             }
             self.text.clear();
             match self.encoding {

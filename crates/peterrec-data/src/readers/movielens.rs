@@ -11,7 +11,12 @@
 //!
 //! Profile fields are mapped to class indices while reading (see [`crate::movielens`] for the
 //! class tables): gender F = 0, M = 1; age to the 7 ML-1M buckets; occupation to 0..21.
+//!
+//! A user id on a second line of a users file, or a movie id on a second line of a movies file,
+//! is a parse error naming both lines (a user has one profile, a movie one entry). Ratings files
+//! list many ratings per user, so ratings are never duplicates of each other.
 
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -97,6 +102,22 @@ fn rating_fields(line: &Line<'_>, [u, i, r, t]: [&str; 4]) -> Result<Rating> {
     })
 }
 
+/// Rejects an id already seen on an earlier line (`what` is `user` or `movie`).
+fn check_unique(
+    seen: &mut HashMap<u32, usize>,
+    line: &Line<'_>,
+    what: &str,
+    id: u32,
+) -> Result<()> {
+    if let Some(first) = seen.get(&id) {
+        return Err(line.error(format!(
+            "duplicate {what}: {what} {id} is already listed on line {first}"
+        )));
+    }
+    seen.insert(id, line.number);
+    Ok(())
+}
+
 fn parse_gender(line: &Line<'_>, field: &str) -> Result<Gender> {
     match field.trim() {
         "F" | "f" => Ok(Gender::Female),
@@ -121,9 +142,11 @@ pub fn ml1m_users<R: BufRead>(
     reader: R,
     file: impl Into<PathBuf>,
 ) -> impl Iterator<Item = Result<UserProfile>> {
-    Records::new(Lines::new(reader, file, Encoding::Latin1), |line| {
+    let mut seen = HashMap::new();
+    Records::new(Lines::new(reader, file, Encoding::Latin1), move |line| {
         let [u, g, a, o, z] = line.fields::<5>("::")?;
         let user = line.parse_u32("user id", u)?;
+        check_unique(&mut seen, &line, "user", user)?;
         let gender = parse_gender(&line, g)?;
         let age = line.parse_u32("age", a)?;
         let age_bucket = age_bucket_from_ml1m_code(age).ok_or_else(|| {
@@ -153,9 +176,11 @@ pub fn ml1m_movies<R: BufRead>(
     reader: R,
     file: impl Into<PathBuf>,
 ) -> impl Iterator<Item = Result<Movie>> {
-    Records::new(Lines::new(reader, file, Encoding::Latin1), |line| {
+    let mut seen = HashMap::new();
+    Records::new(Lines::new(reader, file, Encoding::Latin1), move |line| {
         let [i, title, genres] = line.fields::<3>("::")?;
         let id = line.parse_u32("movie id", i)?;
+        check_unique(&mut seen, &line, "movie", id)?;
         let genres = genres
             .split('|')
             .map(str::trim)
@@ -199,9 +224,11 @@ pub fn ml100k_users<R: BufRead>(
     reader: R,
     file: impl Into<PathBuf>,
 ) -> impl Iterator<Item = Result<UserProfile>> {
-    Records::new(Lines::new(reader, file, Encoding::Latin1), |line| {
+    let mut seen = HashMap::new();
+    Records::new(Lines::new(reader, file, Encoding::Latin1), move |line| {
         let [u, a, g, o, z] = line.fields::<5>("|")?;
         let user = line.parse_u32("user id", u)?;
+        check_unique(&mut seen, &line, "user", user)?;
         let age = line.parse_u32("age", a)?;
         let gender = parse_gender(&line, g)?;
         let occupation = ml100k_occupation_index(o.trim())
@@ -222,9 +249,11 @@ pub fn ml100k_movies<R: BufRead>(
     reader: R,
     file: impl Into<PathBuf>,
 ) -> impl Iterator<Item = Result<Movie>> {
-    Records::new(Lines::new(reader, file, Encoding::Latin1), |line| {
+    let mut seen = HashMap::new();
+    Records::new(Lines::new(reader, file, Encoding::Latin1), move |line| {
         let f = line.fields::<24>("|")?;
         let id = line.parse_u32("movie id", f[0])?;
+        check_unique(&mut seen, &line, "movie", id)?;
         let mut genres = Vec::new();
         for (k, flag) in f[5..].iter().enumerate() {
             match flag.trim() {

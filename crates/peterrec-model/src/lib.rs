@@ -10,6 +10,7 @@
 //! - [`FineTuneModel`] and [`Strategy`]: `[CLS]` user vectors, task heads, and the strategies
 //!   PeterRec, FineAll, FineCLS, FineLast-n and Scratch with real freezing.
 //! - [`ParamReport`]: parameter accounting; [`persist`]: backbone and task files.
+//! - [`StreamState`]: streaming inference, one step per layer for each appended item.
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -44,6 +45,7 @@ pub mod patch;
 pub mod paths;
 pub mod persist;
 pub mod sampled;
+pub mod stream;
 
 pub use backbone::{NextItNet, NextItNetConfig};
 pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
@@ -61,3 +63,4 @@ pub use params::{ParamGroup, ParamReport};
 pub use patch::{ModelPatch, ModelPatchConfig, PatchInit};
 pub use persist::{content_hash, load_backbone, load_pretrained, save_backbone, save_pretrained};
 pub use sampled::{NegativeDistribution, NegativeSampler};
+pub use stream::StreamState;

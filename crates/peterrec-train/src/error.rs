@@ -89,6 +89,16 @@ pub enum TrainError {
     /// Input data is unusable (e.g. empty split, label out of range).
     #[error("data error: {0}")]
     Data(String),
+
+    /// Building, loading or saving a model failed (the model crate's error, which names the
+    /// file where there is one).
+    #[error(transparent)]
+    Model(#[from] peterrec_model::ModelError),
+
+    /// A serving request cannot be answered: an unknown task, a history token outside the
+    /// vocabulary, a classification asked of a recommendation task, or the reverse.
+    #[error("bad request: {0}")]
+    Request(String),
 }
 
 /// Shorthand for `Result<T, TrainError>`.

@@ -11,6 +11,8 @@
 //! * [`progress`] — an indicatif bar per epoch ([`EpochProgress`]), hidden off-terminal.
 //! * [`device`] — [`DeviceChoice`] (`cpu`, `cuda`, `cuda:N`), a panic-free CUDA probe, backend
 //!   aliases and [`with_backend!`] to run generic code on the chosen backend.
+//! * [`serve`] — [`TaskServer`]: one backbone, many task files, batched requests that share
+//!   the frozen computation.
 //! * [`error`] — [`TrainError`].
 //!
 //! Features: `cuda` adds Burn's CUDA backend (no CUDA toolkit needed to build; the driver is
@@ -25,6 +27,7 @@ pub mod loops;
 pub mod metrics;
 pub mod progress;
 pub mod resume;
+pub mod serve;
 
 pub use checkpoint::{
     clean_stale_temp_files, write_atomic, write_atomic_with, Checkpoint, CheckpointDir,
@@ -42,11 +45,12 @@ pub use evaluate::{
 };
 pub use log::{Decision, EarlyStopping, MetricsLog, Mode};
 pub use loops::{
-    finetune, pretrain, EpochRecord, FineTuneLoss, FineTuneReport, FineTuneTrainConfig,
-    PretrainConfig, PretrainReport, TrainConfig,
+    check_lengths, finetune, pretrain, EpochRecord, FineTuneLoss, FineTuneReport,
+    FineTuneTrainConfig, PretrainConfig, PretrainReport, TrainConfig,
 };
 pub use metrics::{ClassificationReport, ConfusionMatrix, RankingMeans, RankingMetrics};
 pub use progress::{EpochProgress, EpochStats};
+pub use serve::{Answer, BatchStats, Query, Request, TaskServer};
 
 #[cfg(test)]
 pub(crate) mod test_util {

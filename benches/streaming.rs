@@ -3,16 +3,17 @@
 //! `cargo bench --bench streaming`.
 //!
 //! Two backbones, both with the paper's blocks `[1,4]×4` (receptive field 121) and a PeterRec
-//! serial patch in every block: C = 64 and C = 256. One user. "recompute" runs the backbone over
-//! the 200 items plus `[CLS]`; "incremental" pushes the 200th item into a state holding the
-//! first 199 and peeks `[CLS]` (the state is cloned each iteration, which is part of the cost).
+//! serial patch in every block: C = 64 and C = 256. One user. "recompute" runs the model (ndarray
+//! backend) over the 200 items plus `[CLS]` and reads the task scores; "incremental" pushes the
+//! 200th item into a [`StreamModel`] state holding the first 199 and reads the scores at `[CLS]`
+//! (the state is cloned each iteration, which is part of the measured cost).
 
 use std::time::Duration;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use criterion::{criterion_group, criterion_main, Criterion};
 use peterrec::model::{
-    FineTuneConfig, HeadKind, Insertion, NextItNetConfig, PatchInit, Strategy, StreamState,
+    FineTuneConfig, HeadKind, Insertion, NextItNetConfig, PatchInit, Strategy, StreamModel,
 };
 use peterrec::train::Cpu;
 
@@ -33,12 +34,12 @@ fn streaming(c: &mut Criterion) {
         .init(config.init::<Cpu>(&device), &config, &device)
         .expect("a valid model");
         let items: Vec<i64> = (0..HISTORY as i64).map(|i| 4 + (i * 37) % 9_000).collect();
-        let mut state = StreamState::new(&model.backbone, 1, &device).expect("causal");
+        let stream = StreamModel::from_task(&model).expect("a causal model");
+        let mut state = stream.state();
         for &i in &items[..HISTORY - 1] {
-            state.push(
-                &model.backbone,
-                Tensor::<Cpu, 1, Int>::from_ints([i], &device),
-            );
+            stream
+                .push(&mut state, i as u32)
+                .expect("in the vocabulary");
         }
         let mut row = items.clone();
         row.push(CLS as i64);
@@ -51,16 +52,13 @@ fn streaming(c: &mut Criterion) {
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(4));
         group.bench_function("recompute-200", |b| {
-            b.iter(|| model.user_vectors(full.clone()).into_data())
+            b.iter(|| model.forward(full.clone()).into_data())
         });
         group.bench_function("incremental-append", |b| {
             b.iter(|| {
                 let mut s = state.clone();
-                s.push(
-                    &model.backbone,
-                    Tensor::<Cpu, 1, Int>::from_ints([last], &device),
-                );
-                model.stream_user_vectors(&s, CLS).into_data()
+                stream.push(&mut s, last as u32).expect("in the vocabulary");
+                stream.scores(&s, CLS).expect("a head")
             })
         });
         group.finish();

@@ -154,24 +154,7 @@ impl<B: Backend> ResidualBlock<B> {
     /// - input: `[batch, length, C]`
     /// - output: `[batch, length, C]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.forward_with(x, |t| self.conv1.forward(t), |t| self.conv2.forward(t))
-    }
-
-    /// The block with its two convolutions supplied by the caller (`conv1`, then `conv2`):
-    /// [`ResidualBlock::forward`] passes the layers themselves, streaming inference
-    /// ([`crate::stream`]) passes one-position steps over cached histories. Patches, LayerNorms,
-    /// activations and the skip connection are this block's.
-    ///
-    /// # Shapes
-    /// - input: `[batch, length, C]`; each closure maps `[batch, length, C]` to the same shape
-    /// - output: `[batch, length, C]`
-    pub fn forward_with(
-        &self,
-        x: Tensor<B, 3>,
-        conv1: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
-        conv2: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
-    ) -> Tensor<B, 3> {
-        let h = conv1(x.clone());
+        let h = self.conv1.forward(x.clone());
         let h = match &self.mp1 {
             Some(mp) if self.parallel && self.parallel_adds_input => h + mp.forward(x.clone()),
             Some(mp) if self.parallel => h + mp.delta(x.clone()),
@@ -179,7 +162,7 @@ impl<B: Backend> ResidualBlock<B> {
             None => h,
         };
         let h = relu(self.ln1.forward(h));
-        let h2 = conv2(h.clone());
+        let h2 = self.conv2.forward(h.clone());
         let h2 = match &self.mp2 {
             Some(mp) if self.parallel && self.parallel_adds_input => h2 + mp.forward(h),
             Some(mp) if self.parallel => h2 + mp.delta(h),

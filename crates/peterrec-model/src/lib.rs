@@ -10,7 +10,8 @@
 //! - [`FineTuneModel`] and [`Strategy`]: `[CLS]` user vectors, task heads, and the strategies
 //!   PeterRec, FineAll, FineCLS, FineLast-n and Scratch with real freezing.
 //! - [`ParamReport`]: parameter accounting; [`persist`]: backbone and task files.
-//! - [`StreamState`]: streaming inference, one step per layer for each appended item.
+//! - [`StreamModel`] and [`StreamState`]: streaming inference, one step per layer for each
+//!   appended item.
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -63,4 +64,4 @@ pub use params::{ParamGroup, ParamReport};
 pub use patch::{ModelPatch, ModelPatchConfig, PatchInit};
 pub use persist::{content_hash, load_backbone, load_pretrained, save_backbone, save_pretrained};
 pub use sampled::{NegativeDistribution, NegativeSampler};
-pub use stream::StreamState;
+pub use stream::{StreamModel, StreamState};

@@ -4,7 +4,7 @@ use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use peterrec_model::{
     FineTuneConfig, FineTuneModel, HeadKind, Insertion, ModelError, NextItNetConfig, PatchInit,
-    Strategy, StreamState,
+    Strategy, StreamModel,
 };
 
 type B = NdArray<f32>;
@@ -43,26 +43,27 @@ fn rows(hist: &[Vec<i64>], t: usize, suffix: Option<i64>) -> Tensor<B, 2, Int> {
     )
 }
 
-fn column(hist: &[Vec<i64>], t: usize) -> Tensor<B, 1, Int> {
-    let col: Vec<i64> = hist.iter().map(|h| h[t]).collect();
-    Tensor::from_data(TensorData::new(col, [hist.len()]), &Default::default())
+fn host(t: Tensor<B, 2>) -> Vec<f32> {
+    t.into_data().to_vec().unwrap()
 }
 
-fn max_abs_diff(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-    let a: Vec<f32> = a.into_data().to_vec().unwrap();
-    let b: Vec<f32> = b.into_data().to_vec().unwrap();
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
-        .zip(&b)
+        .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
 
 /// A fine-tuned model whose patches and head are far from their trivial init.
 fn model(strategy: Strategy) -> FineTuneModel<B> {
+    model_with(strategy, HeadKind::Classifier { outputs: 3 })
+}
+
+fn model_with(strategy: Strategy, head: HeadKind) -> FineTuneModel<B> {
     let device = Default::default();
     let cfg = config();
-    FineTuneConfig::new(strategy, HeadKind::Classifier { outputs: 3 })
+    FineTuneConfig::new(strategy, head)
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
         .init(cfg.init::<B>(&device), &cfg, &device)
         .unwrap()
@@ -70,54 +71,69 @@ fn model(strategy: Strategy) -> FineTuneModel<B> {
 
 #[test]
 fn streamed_user_vectors_equal_full_recomputation_after_each_of_200_items() {
-    let device = Default::default();
     let hist = histories(3);
-    for strategy in [
-        Strategy::FineCls,
-        Strategy::PeterRec {
-            insertion: Insertion::Serial,
-        },
-        Strategy::PeterRec {
-            insertion: Insertion::Parallel,
-        },
-        Strategy::PeterRec {
-            insertion: Insertion::SerialOne,
-        },
+    let classes = HeadKind::Classifier { outputs: 3 };
+    for (strategy, head) in [
+        (Strategy::FineCls, HeadKind::TargetItems { outputs: 17 }),
+        (
+            Strategy::PeterRec {
+                insertion: Insertion::Serial,
+            },
+            classes,
+        ),
+        (
+            Strategy::PeterRec {
+                insertion: Insertion::Parallel,
+            },
+            classes,
+        ),
+        (
+            Strategy::PeterRec {
+                insertion: Insertion::SerialOne,
+            },
+            HeadKind::TargetItems { outputs: 17 },
+        ),
     ] {
-        let m = model(strategy);
-        let mut state = m.stream_state(hist.len(), &device).unwrap();
+        let m = model_with(strategy, head);
+        let stream = StreamModel::from_task(&m).unwrap();
+        let mut states: Vec<_> = hist.iter().map(|_| stream.state()).collect();
         let mut worst = 0f32;
         for t in 0..STEPS {
-            let hidden = state.push(&m.backbone, column(&hist, t));
-            assert_eq!(state.len(), t + 1);
-            // The hidden state at the new position equals the last row of the full pass.
             let full = m.backbone.forward(rows(&hist, t + 1, None));
             let [b, l, c] = full.dims();
-            let full_last = full.narrow(1, l - 1, 1).reshape([b, c]);
-            worst = worst.max(max_abs_diff(hidden, full_last));
-            // The [CLS] user vector and the task scores equal those of history + [CLS].
-            let streamed = m.stream_user_vectors(&state, CLS);
-            let recomputed = m.user_vectors(rows(&hist, t + 1, Some(CLS as i64)));
-            let d = max_abs_diff(streamed, recomputed);
-            assert!(
-                d < 1e-5,
-                "{strategy}: user vector after {} items differs by {d}",
-                t + 1
-            );
-            let scores = max_abs_diff(
-                m.stream_scores(&state, CLS),
-                m.forward(rows(&hist, t + 1, Some(CLS as i64))),
-            );
-            assert!(
-                scores < 1e-5,
-                "{strategy}: scores after {} items differ by {scores}",
-                t + 1
-            );
-            worst = worst.max(d);
+            let full_last = host(full.narrow(1, l - 1, 1).reshape([b, c]));
+            let recomputed = host(m.user_vectors(rows(&hist, t + 1, Some(CLS as i64))));
+            let scores = host(m.forward(rows(&hist, t + 1, Some(CLS as i64))));
+            let k = scores.len() / b;
+            for (u, state) in states.iter_mut().enumerate() {
+                // The hidden state at the new position equals the last row of the full pass.
+                let hidden = stream.push(state, hist[u][t] as u32).unwrap().to_vec();
+                assert_eq!(state.len(), t + 1);
+                worst = worst.max(max_abs_diff(&hidden, &full_last[u * c..(u + 1) * c]));
+                // The [CLS] user vector and the task scores equal those of history + [CLS].
+                let streamed = stream.peek(state, CLS).unwrap();
+                let d = max_abs_diff(&streamed, &recomputed[u * c..(u + 1) * c]);
+                assert!(
+                    d < 1e-5,
+                    "{strategy}: user vector after {} items differs by {d}",
+                    t + 1
+                );
+                let s = max_abs_diff(
+                    &stream.scores(state, CLS).unwrap(),
+                    &scores[u * k..(u + 1) * k],
+                );
+                assert!(
+                    s < 1e-5,
+                    "{strategy}: scores after {} items differ by {s}",
+                    t + 1
+                );
+                worst = worst.max(d);
+            }
         }
         assert!(worst < 1e-5, "{strategy}: {worst}");
-        // Peeking never changed the history.
-        assert_eq!(state.len(), STEPS);
+        // Peeking never changed the history, and a state's size does not grow with it.
+        assert!(states.iter().all(|s| s.len() == STEPS));
+        assert_eq!(states[0].num_floats(), stream.state().num_floats());
     }
 }
 
@@ -130,9 +146,10 @@ fn a_padded_history_streams_like_its_padded_row() {
         insertion: Insertion::Serial,
     });
     let row: Vec<i64> = vec![0, 0, 0, 9, 17, 33, 41];
-    let mut state = m.stream_state(1, &device).unwrap();
+    let stream = StreamModel::from_task(&m).unwrap();
+    let mut state = stream.state();
     for &tok in &row {
-        state.push(&m.backbone, Tensor::from_ints([tok], &device));
+        stream.push(&mut state, tok as u32).unwrap();
     }
     let mut with_cls = row.clone();
     with_cls.push(CLS as i64);
@@ -140,20 +157,49 @@ fn a_padded_history_streams_like_its_padded_row() {
         TensorData::new(with_cls, [1, row.len() + 1]),
         &device,
     ));
-    assert!(max_abs_diff(m.stream_user_vectors(&state, CLS), full) < 1e-5);
+    assert!(max_abs_diff(&stream.peek(&state, CLS).unwrap(), &host(full)) < 1e-5);
 }
 
 #[test]
-fn streaming_a_centred_backbone_or_no_user_is_a_typed_error() {
+fn bad_streaming_inputs_are_typed_errors() {
     let device = Default::default();
-    let centred = config().with_causal(false).init::<B>(&device);
+    let centred = config().with_causal(false);
     assert!(matches!(
-        StreamState::new(&centred, 1, &device),
+        StreamModel::from_backbone(&centred.init::<B>(&device), &centred),
         Err(ModelError::InvalidConfig(_))
     ));
-    let causal = config().init::<B>(&device);
+    let cfg = config();
+    let backbone = cfg.init::<B>(&device);
     assert!(matches!(
-        StreamState::new(&causal, 0, &device),
+        StreamModel::from_backbone(
+            &backbone,
+            &NextItNetConfig {
+                channels: 9,
+                ..cfg.clone()
+            }
+        ),
+        Err(ModelError::InvalidConfig(_))
+    ));
+    let stream = StreamModel::from_backbone(&backbone, &cfg).unwrap();
+    let mut state = stream.state();
+    stream.push(&mut state, 7).unwrap();
+    let before = state.clone();
+    // A token past the embedding table: an error, and the state is unchanged.
+    assert!(matches!(
+        stream.push(&mut state, 60),
+        Err(ModelError::InvalidConfig(_))
+    ));
+    assert_eq!(state, before);
+    // No head: no scores.
+    assert!(matches!(
+        stream.scores(&state, CLS),
+        Err(ModelError::InvalidConfig(_))
+    ));
+    // A state of another model.
+    let other_cfg = NextItNetConfig::new(60, 8, vec![1]);
+    let other = StreamModel::from_backbone(&other_cfg.init::<B>(&device), &other_cfg).unwrap();
+    assert!(matches!(
+        other.peek(&state, 5),
         Err(ModelError::InvalidConfig(_))
     ));
 }
@@ -165,15 +211,38 @@ fn a_kernel_of_one_streams_without_caches() {
         .with_kernel_size(1)
         .with_init_std(0.3);
     let backbone = cfg.init::<B>(&device);
-    let mut state = StreamState::new(&backbone, 1, &device).unwrap();
+    let stream = StreamModel::from_backbone(&backbone, &cfg).unwrap();
+    let mut state = stream.state();
     let items = [5i64, 6, 7, 8];
     for &i in &items {
-        state.push(&backbone, Tensor::from_ints([i], &device));
+        stream.push(&mut state, i as u32).unwrap();
     }
+    assert_eq!(state.num_floats(), 4, "only the last hidden state");
     let full = backbone.forward(Tensor::from_data(
         TensorData::new(items.to_vec(), [1, 4]),
         &device,
     ));
-    let last = full.narrow(1, 3, 1).reshape([1, 4]);
-    assert!(max_abs_diff(state.last().unwrap().clone(), last) < 1e-6);
+    let last = host(full.narrow(1, 3, 1).reshape([1, 4]));
+    assert!(max_abs_diff(state.last().unwrap(), &last) < 1e-6);
+}
+
+#[test]
+fn imported_parallel_patches_stream_with_their_convention() {
+    // Parallel patches imported from the PyTorch port add the whole `MP(x) = x + delta(x)`
+    // beside the convolution; the stream follows the flag as the forward pass does.
+    let mut m = model(Strategy::PeterRec {
+        insertion: Insertion::Parallel,
+    });
+    for b in &mut m.backbone.blocks {
+        b.parallel_adds_input = true;
+    }
+    let stream = StreamModel::from_task(&m).unwrap();
+    let hist = histories(1);
+    let mut state = stream.state();
+    for t in 0..30 {
+        stream.push(&mut state, hist[0][t] as u32).unwrap();
+        let want = host(m.forward(rows(&hist, t + 1, Some(CLS as i64))));
+        let got = stream.scores(&state, CLS).unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5, "after {} items", t + 1);
+    }
 }

@@ -45,14 +45,7 @@ struct Args {
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), or 0 where unknown.
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    peterrec::bench::proc_status_mib("VmHWM")
 }
 
 fn time_steps(warmup: usize, steps: usize, mut step: impl FnMut()) -> Vec<f64> {

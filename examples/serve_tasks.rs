@@ -111,14 +111,7 @@ struct TaskEntry {
 
 /// Current resident memory of this process in MiB (Linux `VmRSS`), or 0 where unknown.
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    peterrec::bench::proc_status_mib("VmRSS")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

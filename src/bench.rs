@@ -17,6 +17,19 @@ use crate::model::{
     NextItNetConfig, NextItNetLM, Strategy,
 };
 
+/// A memory figure of this process in MiB, from the Linux `/proc/self/status` line `field`
+/// (`VmRSS` resident now, `VmHWM` peak resident), or 0 where unknown.
+pub fn proc_status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// A benchmark shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {

@@ -69,6 +69,19 @@ impl NextItNetConfig {
         Ok(())
     }
 
+    /// Checks that `backbone` has this configuration's embedding table and blocks.
+    pub fn check_matches<B: Backend>(&self, backbone: &NextItNet<B>) -> ModelResult<()> {
+        if backbone.channels() != self.channels
+            || backbone.blocks.len() != self.dilations.len()
+            || backbone.num_tokens() != self.num_tokens
+        {
+            return Err(ModelError::InvalidConfig(
+                "the backbone does not match its configuration".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Number of positions one output sees: `1 + (k−1)·Σ conv dilations` (both sides together
     /// in centred mode).
     pub fn receptive_field(&self) -> usize {
@@ -170,6 +183,18 @@ impl<B: Backend> NextItNet<B> {
             .map(|(i, b)| b.attach_patches(insertion, config, &format!("blocks.{i}"), device))
             .collect();
         Self { blocks, ..self }
+    }
+
+    /// The backbone with every block's patches removed.
+    pub fn without_patches(self) -> Self {
+        Self {
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(|b| b.detach_patches())
+                .collect(),
+            ..self
+        }
     }
 
     /// Whether any block carries a patch.

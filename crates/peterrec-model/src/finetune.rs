@@ -158,14 +158,7 @@ impl FineTuneConfig {
         device: &B::Device,
     ) -> ModelResult<FineTuneModel<B>> {
         backbone_config.validate()?;
-        if backbone.channels() != backbone_config.channels
-            || backbone.blocks.len() != backbone_config.dilations.len()
-            || backbone.num_tokens() != backbone_config.num_tokens
-        {
-            return Err(ModelError::InvalidConfig(
-                "the backbone does not match its configuration".into(),
-            ));
-        }
+        backbone_config.check_matches(&backbone)?;
         if self.head.outputs() == 0 {
             return Err(ModelError::InvalidConfig(
                 "the task head needs at least one output".into(),
@@ -192,14 +185,7 @@ impl FineTuneConfig {
             ));
         }
         let backbone_hash = content_hash(&backbone);
-        let mut backbone = NextItNet {
-            blocks: backbone
-                .blocks
-                .into_iter()
-                .map(|b| b.detach_patches())
-                .collect(),
-            ..backbone
-        };
+        let mut backbone = backbone.without_patches();
         match self.strategy {
             Strategy::Scratch => {
                 backbone = backbone_config

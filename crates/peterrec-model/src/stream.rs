@@ -314,14 +314,7 @@ impl StreamModel {
                     .into(),
             ));
         }
-        if backbone.channels() != config.channels
-            || backbone.num_tokens() != config.num_tokens
-            || backbone.blocks.len() != config.dilations.len()
-        {
-            return Err(ModelError::InvalidConfig(
-                "the backbone does not match its configuration".into(),
-            ));
-        }
+        config.check_matches(backbone)?;
         let eps = config.layer_norm_eps;
         Ok(Self {
             channels: backbone.channels(),

@@ -115,22 +115,8 @@ impl<B: Backend> TaskServer<B> {
         if max_len == 0 {
             return Err(TrainError::Config("max_len must be positive".into()));
         }
-        if backbone.num_tokens() != config.num_tokens
-            || backbone.channels() != config.channels
-            || backbone.blocks.len() != config.dilations.len()
-        {
-            return Err(TrainError::Config(
-                "the backbone does not match its configuration".into(),
-            ));
-        }
-        let backbone = NextItNet {
-            blocks: backbone
-                .blocks
-                .into_iter()
-                .map(|b| b.detach_patches())
-                .collect(),
-            ..backbone
-        };
+        config.check_matches(&backbone)?;
+        let backbone = backbone.without_patches();
         let hash = content_hash(&backbone);
         Ok(Self {
             backbone,

@@ -118,29 +118,6 @@ impl FromStr for TaskName {
     }
 }
 
-/// The cold-start fine-tuning loss: `softmax` or `bce:N` (N sampled negatives).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct LossArg(FineTuneLoss);
-
-impl FromStr for LossArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim().to_ascii_lowercase();
-        if s == "softmax" {
-            return Ok(LossArg(FineTuneLoss::Softmax));
-        }
-        match s.strip_prefix("bce:").map(str::parse::<usize>) {
-            Some(Ok(negatives)) if negatives > 0 => {
-                Ok(LossArg(FineTuneLoss::BceNegatives { negatives }))
-            }
-            _ => Err(format!(
-                "unknown loss `{s}` (expected `softmax` or `bce:N` with N >= 1)"
-            )),
-        }
-    }
-}
-
 /// A user split `TRAIN,VALID` (fractions; the test part is the rest).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct SplitArg(f64, f64);
@@ -244,7 +221,7 @@ struct Args {
     tasks: Vec<TaskName>,
     /// Cold-start loss: `softmax` (over all target items) or `bce:N` (N sampled negatives).
     #[arg(long, default_value = "softmax")]
-    cold_start_loss: LossArg,
+    cold_start_loss: FineTuneLoss,
     /// Cold start: examples kept per training or validation user (a seeded random subset of the
     /// user's target movies; the test keeps all); 0 keeps all. Every example repeats the user's
     /// whole source sequence, so this bounds the cost of a fine-tuning epoch.
@@ -781,7 +758,7 @@ fn run<B: AutodiffBackend>(
                 task.num_outputs()
             );
             let loss = if *t == TaskName::ColdStart {
-                args.cold_start_loss.0
+                args.cold_start_loss
             } else {
                 FineTuneLoss::Softmax
             };
@@ -982,7 +959,7 @@ fn real_main() -> Result<(), AnyError> {
                 "seed": args.seed,
                 "seeds": args.seeds,
                 "split": [args.split.0, args.split.1],
-                "cold_start_loss": format!("{:?}", args.cold_start_loss.0),
+                "cold_start_loss": format!("{:?}", args.cold_start_loss),
                 "cold_start_train_per_user": args.cold_start_train_per_user,
                 "device": args.device.to_string(),
             },

@@ -23,7 +23,6 @@
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -44,29 +43,6 @@ use peterrec::train::{
 use serde_json::{json, Map, Value};
 
 type AnyError = Box<dyn Error>;
-
-/// The fine-tuning loss: `softmax` or `bce:N` (N sampled negatives).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct LossArg(FineTuneLoss);
-
-impl FromStr for LossArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim().to_ascii_lowercase();
-        if s == "softmax" {
-            return Ok(LossArg(FineTuneLoss::Softmax));
-        }
-        match s.strip_prefix("bce:").map(str::parse::<usize>) {
-            Some(Ok(negatives)) if negatives > 0 => {
-                Ok(LossArg(FineTuneLoss::BceNegatives { negatives }))
-            }
-            _ => Err(format!(
-                "unknown loss `{s}` (expected `softmax` or `bce:N` with N >= 1)"
-            )),
-        }
-    }
-}
 
 /// Pretrain NextItNet and fine-tune PeterRec on original PeterRec CSV files.
 #[derive(Debug, Parser)]
@@ -113,7 +89,7 @@ struct Args {
     /// Fine-tuning loss: `softmax` over all targets, or `bce:N` (the original's BCE with N
     /// sampled negatives).
     #[arg(long, default_value = "softmax")]
-    loss: LossArg,
+    loss: FineTuneLoss,
     /// User split of the fine-tuning file: train and validation fractions (test: the rest).
     #[arg(long, default_value = "0.7,0.1", value_delimiter = ',', num_args = 2)]
     split: Vec<f64>,
@@ -209,7 +185,7 @@ fn run<B: AutodiffBackend>(
     let params = ParamReport::of(&model);
     let cfg = FineTuneTrainConfig {
         train: train(args.finetune_epochs, args.finetune_lr),
-        loss: args.loss.0,
+        loss: args.loss,
         ranking: ranking(args.seed),
     };
     let (tuned, report) = finetune(model, &bundle.task, &cfg, &device)?;
@@ -310,7 +286,7 @@ fn real_main() -> Result<(), AnyError> {
     out.insert("strategy".into(), json!(args.strategy.to_string()));
     out.insert(
         "loss".into(),
-        json!(match args.loss.0 {
+        json!(match args.loss {
             FineTuneLoss::Softmax => "softmax".to_string(),
             FineTuneLoss::BceNegatives { negatives } => format!("bce:{negatives}"),
         }),

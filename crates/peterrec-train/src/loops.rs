@@ -496,6 +496,24 @@ pub enum FineTuneLoss {
     },
 }
 
+impl std::str::FromStr for FineTuneLoss {
+    type Err = TrainError;
+
+    /// Parses `softmax` or `bce:N` (N ≥ 1 negatives per example), as the examples' flags take it.
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "softmax" {
+            return Ok(FineTuneLoss::Softmax);
+        }
+        match s.strip_prefix("bce:").map(str::parse::<usize>) {
+            Some(Ok(negatives)) if negatives > 0 => Ok(FineTuneLoss::BceNegatives { negatives }),
+            _ => Err(TrainError::Config(format!(
+                "unknown loss `{s}` (expected `softmax` or `bce:N` with N >= 1)"
+            ))),
+        }
+    }
+}
+
 /// Fine-tuning settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FineTuneTrainConfig {

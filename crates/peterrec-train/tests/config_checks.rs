@@ -141,3 +141,21 @@ fn fine_tuning_rejects_items_outside_the_backbone() {
     // The same task within the vocabulary trains.
     finetune(model(), &task(19), &cfg, &device).unwrap();
 }
+
+#[test]
+fn fine_tuning_losses_parse_from_their_flag_names() {
+    assert_eq!(
+        "softmax".parse::<FineTuneLoss>().unwrap(),
+        FineTuneLoss::Softmax
+    );
+    assert_eq!(
+        " BCE:99 ".parse::<FineTuneLoss>().unwrap(),
+        FineTuneLoss::BceNegatives { negatives: 99 }
+    );
+    for bad in ["bce:0", "bce:", "bce:-1", "hinge", ""] {
+        assert!(
+            matches!(bad.parse::<FineTuneLoss>(), Err(TrainError::Config(_))),
+            "{bad}"
+        );
+    }
+}

@@ -29,6 +29,9 @@ struct Args {
     /// Sampled-softmax negatives for `pretrain` (0: full softmax).
     #[arg(long, default_value_t = 0)]
     sampled: usize,
+    /// `pretrain` with the op-by-op softmax cross-entropy instead of the fused one.
+    #[arg(long)]
+    unfused: bool,
     /// Users per inference query (default: the shape's batch).
     #[arg(long)]
     users: Option<usize>,
@@ -76,6 +79,9 @@ impl peterrec::train::BackendTask for Run {
             "pretrain" => {
                 let sampled = (a.sampled > 0).then_some(a.sampled);
                 let mut step = PretrainStep::<B>::new(s, sampled, &device);
+                if a.unfused {
+                    step = step.with_unfused_loss();
+                }
                 (
                     time_steps(a.warmup, a.steps, || {
                         step.run(&device);
@@ -114,6 +120,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let strategy: Strategy = args.strategy.parse()?;
     let device: DeviceChoice = args.device.parse().map_err(TrainError::from)?;
     let (mode, steps) = (args.mode.clone(), args.steps);
+    let head = match (args.mode.as_str(), args.sampled, args.unfused) {
+        ("pretrain", 0, false) => "full-softmax-fused".to_string(),
+        ("pretrain", 0, true) => "full-softmax-unfused".to_string(),
+        ("pretrain", n, _) => format!("sampled-softmax-{n}"),
+        _ => String::new(),
+    };
     let (mut times, seqs) = peterrec::train::run_on(device, Run { args, shape })?;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
@@ -127,6 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "shape": shape.name,
             "mode": mode,
             "strategy": if mode == "finetune" { strategy.to_string() } else { String::new() },
+            "head": head,
             "ms_per_step_median": median,
             "seqs_per_sec": seqs as f64 / (median / 1e3),
             "peak_rss_mib": peak_rss_mib(),

@@ -122,6 +122,7 @@ pub struct PretrainStep<B: AutodiffBackend> {
     shape: Shape,
     pool: Vec<Vec<i64>>,
     step: usize,
+    unfused: bool,
 }
 
 impl<B: AutodiffBackend> PretrainStep<B> {
@@ -144,7 +145,15 @@ impl<B: AutodiffBackend> PretrainStep<B> {
             shape,
             pool: shape.token_pool(4, 7),
             step: 0,
+            unfused: false,
         }
+    }
+
+    /// Uses the op-by-op full-softmax loss ([`NextItNetLM::loss`]) instead of the fused one
+    /// ([`NextItNetLM::train_loss`]), to measure what the fusion buys.
+    pub fn with_unfused_loss(mut self) -> Self {
+        self.unfused = true;
+        self
     }
 
     /// Runs one step and returns the loss.
@@ -158,7 +167,8 @@ impl<B: AutodiffBackend> PretrainStep<B> {
         let model = self.model.take().expect("model present between steps");
         let out = match &self.sampler {
             Some(sampler) => model.sampled_loss(inputs, targets, &mask, sampler, &mut self.rng),
-            None => model.loss(inputs, targets, &mask),
+            None if self.unfused => model.loss(inputs, targets, &mask),
+            None => model.train_loss(inputs, targets, &mask),
         };
         let loss = out.loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
@@ -259,11 +269,13 @@ impl<B: Backend> InferStep<B> {
         self.step += 1;
         let inputs = rows::<B>(flat, self.users, s.len + 1, 0, s.len, device);
         let logits = self.model.next_item_logits(inputs);
-        let (_, idx) = logits.topk_with_indices(10, 1);
-        idx.into_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
-            .expect("int indices")[..10]
+        let [_, v] = logits.dims();
+        let scores: Vec<f32> = logits
+            .into_data()
+            .convert::<f32>()
             .to_vec()
+            .expect("float scores");
+        let top = crate::model::rank::top_k_rows(&scores, v, 10);
+        top[0].iter().map(|&(i, _)| i as i64).collect()
     }
 }

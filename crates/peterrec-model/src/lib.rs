@@ -35,6 +35,7 @@ pub mod block;
 pub mod conv;
 pub mod error;
 pub mod finetune;
+pub mod fused;
 pub mod hash;
 pub mod head;
 pub mod init;
@@ -45,6 +46,7 @@ pub mod params;
 pub mod patch;
 pub mod paths;
 pub mod persist;
+pub mod rank;
 pub mod sampled;
 pub mod stream;
 
@@ -53,6 +55,7 @@ pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
 pub use conv::{DilatedConv1d, DilatedConv1dConfig};
 pub use error::{ModelError, Result};
 pub use finetune::{FineTuneConfig, FineTuneModel, Strategy, TaskMeta};
+pub use fused::linear_cross_entropy;
 pub use head::{HeadKind, SoftmaxHead, SoftmaxHeadConfig, TaskHead};
 pub use interchange::{
     export_backbone, export_pretrained, export_task, import_backbone, import_pretrained,

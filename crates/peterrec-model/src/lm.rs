@@ -1,11 +1,16 @@
 //! The pretraining model: backbone plus softmax head, with the next-item and cloze objectives.
 
 use burn::module::Module;
-use burn::tensor::{activation::relu, backend::Backend, Bool, Int, Tensor, TensorData};
+use burn::tensor::{
+    activation::relu,
+    backend::{AutodiffBackend, Backend},
+    Bool, Int, Tensor, TensorData,
+};
 use rand_chacha::ChaCha8Rng;
 
 use crate::backbone::{NextItNet, NextItNetConfig};
 use crate::error::Result as ModelResult;
+use crate::fused::linear_cross_entropy;
 use crate::head::{SoftmaxHead, SoftmaxHeadConfig};
 use crate::loss::{
     cross_entropy, masked_positions, sampled_softmax_loss, select_positions, LossOutput,
@@ -152,6 +157,36 @@ impl<B: Backend> NextItNetLM<B> {
             Tensor::<B, 2, Bool>::from_data(TensorData::new(hits, [n, s]), &device),
         );
         LossOutput { loss, count: n }
+    }
+}
+
+impl<B: AutodiffBackend> NextItNetLM<B> {
+    /// The full-softmax training loss: the value of [`NextItNetLM::loss`], with the head and its
+    /// softmax cross-entropy fused ([`linear_cross_entropy`]) so that no `[n, V]` tensor enters
+    /// the autodiff graph. The pretraining loop uses this one.
+    ///
+    /// # Shapes
+    /// - inputs, targets, mask: `[batch, length]`
+    pub fn train_loss(
+        &self,
+        inputs: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        mask: &Tensor<B, 2, Int>,
+    ) -> LossOutput<B> {
+        let Some((h, t)) = self.predicted_states(inputs, targets, mask) else {
+            return empty_loss(&mask.device());
+        };
+        let count = t.dims()[0];
+        let linear = &self.head.linear;
+        LossOutput {
+            loss: linear_cross_entropy(
+                relu(h),
+                linear.weight.val(),
+                linear.bias.as_ref().map(|b| b.val()),
+                t,
+            ),
+            count,
+        }
     }
 }
 

@@ -426,7 +426,7 @@ pub fn pretrain<B: AutodiffBackend>(
                 Some(s) => {
                     model.sampled_loss(batch.inputs, batch.targets, &batch.mask, s, &mut run.rng)
                 }
-                None => model.loss(batch.inputs, batch.targets, &batch.mask),
+                None => model.train_loss(batch.inputs, batch.targets, &batch.mask),
             };
             if out.count == 0 {
                 continue;

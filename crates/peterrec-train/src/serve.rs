@@ -294,7 +294,7 @@ impl<B: Backend> TaskServer<B> {
             .map(|(r, s)| {
                 let s = s.unwrap_or_default();
                 match r.query {
-                    Query::Recommend { k } => Answer::Items(top_k(&s, k)),
+                    Query::Recommend { k } => Answer::Items(peterrec_model::rank::top_k(&s, k)),
                     Query::Classify => Answer::Classes(probabilities(&s)),
                 }
             })
@@ -366,18 +366,6 @@ impl<B: Backend> TaskServer<B> {
         }
         Ok(())
     }
-}
-
-/// The `k` highest scores, best first (ties: lower index first).
-fn top_k(scores: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
-    idx.sort_by(|&a, &b| {
-        scores[b as usize]
-            .total_cmp(&scores[a as usize])
-            .then(a.cmp(&b))
-    });
-    idx.truncate(k);
-    idx.into_iter().map(|i| (i, scores[i as usize])).collect()
 }
 
 /// Softmax of one row of scores, on the host.

@@ -6,14 +6,16 @@
 # usage: scripts/fuzz-10min.sh BINARY:TARGET:CASES_PER_RUN ...
 #   BINARY is the test binary's name (fuzz, files or peterrec_model), built first with
 #   `cargo test --workspace --release --no-run`; e.g.
-#   scripts/fuzz-10min.sh fuzz:fuzz_csv:5300000 files:fuzz_task_file_mutated:410000
+#   scripts/fuzz-10min.sh fuzz:fuzz_csv:5300000 files:fuzz_task_file_mutated:410000 \
+#     peterrec_model:persist::tests::fuzz_backbone_config_with_valid_checksum:40000
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOGS=${LOGS:-/tmp/peterrec-fuzz}
 SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 mkdir -p "$LOGS"
 for spec in "$@"; do
-  IFS=: read -r bin name chunk <<<"$spec"
+  # BINARY:TARGET:CASES, where TARGET may itself hold `::` (persist::tests::fuzz_...).
+  bin=${spec%%:*}; rest=${spec#*:}; chunk=${rest##*:}; name=${rest%:*}
   exe=$(ls -t target/release/deps/"$bin"-* | grep -v '\.d$' | head -1)
   start=$(date +%s); total=0; runs=0; fails=0
   while [ $(( $(date +%s) - start )) -lt "$SECONDS_PER_TARGET" ]; do

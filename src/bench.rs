@@ -223,7 +223,7 @@ impl<B: AutodiffBackend> FineTuneStep<B> {
             .collect();
         let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [s.batch]), device);
         let model = self.model.take().expect("model present between steps");
-        let out = model.softmax_loss(inputs, labels);
+        let out = model.softmax_train_loss(inputs, labels);
         let loss = out.loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         self.model = Some(self.optim.step(1e-3, model, grads));

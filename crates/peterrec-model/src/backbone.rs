@@ -10,6 +10,12 @@ use crate::error::{ModelError, Result as ModelResult};
 use crate::init::tn_param;
 use crate::patch::ModelPatchConfig;
 
+/// Largest padding `(k−1)·2d` that a configuration may give a convolution: about a million
+/// positions, far beyond any real sequence, so that a (checksummed but hostile) backbone file
+/// with a huge dilation is an error when it is loaded, not an allocation in its first forward
+/// pass.
+pub const MAX_CONV_PADDING: usize = 1 << 20;
+
 /// Configuration of the [`NextItNet`] backbone.
 ///
 /// `dilations` lists the *block* dilations: block `d` holds convolutions with dilations `d` and
@@ -59,6 +65,17 @@ impl NextItNetConfig {
         }
         if self.kernel_size == 0 {
             return bad("kernel_size must be positive".into());
+        }
+        let padding = |d: usize| (self.kernel_size - 1).checked_mul(2)?.checked_mul(d);
+        if let Some(d) = self
+            .dilations
+            .iter()
+            .find(|&&d| padding(d).is_none_or(|p| p > MAX_CONV_PADDING))
+        {
+            return bad(format!(
+                "dilation {d} with kernel_size {} pads a convolution by more than {MAX_CONV_PADDING} positions",
+                self.kernel_size
+            ));
         }
         if !self.causal && self.kernel_size.is_multiple_of(2) {
             return bad("a non-causal (centred) convolution needs an odd kernel_size".into());
@@ -279,6 +296,9 @@ mod tests {
             NextItNetConfig::new(10, 4, vec![1, 0]),
             NextItNetConfig::new(10, 4, vec![1]).with_kernel_size(0),
             NextItNetConfig::new(0, 4, vec![1]),
+            NextItNetConfig::new(10, 4, vec![1, (MAX_CONV_PADDING / 4) + 1]),
+            NextItNetConfig::new(10, 4, vec![usize::MAX / 2]),
+            NextItNetConfig::new(10, 4, vec![1 << 40]).with_kernel_size(1 << 30),
             NextItNetConfig::new(10, 4, vec![1])
                 .with_causal(false)
                 .with_kernel_size(2),

@@ -5,12 +5,16 @@ use std::str::FromStr;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Int, Tensor,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::{NextItNet, NextItNetConfig};
 use crate::block::Insertion;
 use crate::error::{ModelError, Result as ModelResult};
+use crate::fused::linear_cross_entropy;
 use crate::head::{HeadKind, TaskHead};
 use crate::loss::{bce_negatives_loss, cross_entropy, LossOutput};
 use crate::patch::{ModelPatchConfig, PatchInit};
@@ -345,5 +349,36 @@ impl<B: Backend> FineTuneModel<B> {
             .map(|(name, _)| name)
             .filter(|n| self.is_trainable(n))
             .collect()
+    }
+}
+
+impl<B: AutodiffBackend> FineTuneModel<B> {
+    /// The softmax training loss: the value of [`FineTuneModel::softmax_loss`], with the head and
+    /// its softmax cross-entropy fused ([`linear_cross_entropy`]): the `[batch, outputs]` scores
+    /// never enter the autodiff graph, and the gradient is the analytic one. Unlike the op-by-op
+    /// loss (whose backward pass on Burn 0.21 differs between identical runs in the last bits),
+    /// it is bitwise reproducible on the ndarray backend. The fine-tuning loop uses this one.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, length]`; labels: `[batch]`
+    pub fn softmax_train_loss(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        labels: Tensor<B, 1, Int>,
+    ) -> LossOutput<B> {
+        let count = labels.dims()[0];
+        let user = self.user_vectors(tokens);
+        let loss = match &self.head {
+            TaskHead::Classifier(linear) => linear_cross_entropy(
+                user,
+                linear.weight.val(),
+                linear.bias.as_ref().map(|b| b.val()),
+                labels,
+            ),
+            TaskHead::TargetItems(table) => {
+                linear_cross_entropy(user, table.weight.val().transpose(), None, labels)
+            }
+        };
+        LossOutput { loss, count }
     }
 }

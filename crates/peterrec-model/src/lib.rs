@@ -50,7 +50,7 @@ pub mod rank;
 pub mod sampled;
 pub mod stream;
 
-pub use backbone::{NextItNet, NextItNetConfig};
+pub use backbone::{NextItNet, NextItNetConfig, MAX_CONV_PADDING};
 pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
 pub use conv::{DilatedConv1d, DilatedConv1dConfig};
 pub use error::{ModelError, Result};

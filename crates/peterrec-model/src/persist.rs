@@ -364,7 +364,11 @@ pub fn save_pretrained<B: Backend>(
 fn read_backbone_file(path: &Path) -> Result<(NextItNetConfig, ModelFile)> {
     let file = read_file(path, BACKBONE_FORMAT)?;
     let config: NextItNetConfig = file.config(path, "backbone")?;
-    config.validate()?;
+    config.validate().map_err(|e| ModelError::Format {
+        path: path.to_path_buf(),
+        kind: "backbone",
+        reason: e.to_string(),
+    })?;
     check_values(&file, path, "backbone", backbone_values(&config))?;
     Ok((config, file))
 }

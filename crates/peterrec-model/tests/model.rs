@@ -429,3 +429,114 @@ fn task_files_keep_the_port_parallel_convention() {
     assert_eq!(values(loaded.forward(tokens(&batch()))), port);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Gradients of every parameter that gets one, by name.
+fn named_grads(
+    model: &FineTuneModel<AB>,
+    grads: &<AB as burn::tensor::backend::AutodiffBackend>::Gradients,
+) -> Vec<(String, Vec<f32>)> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Visit<'a> {
+        grads: &'a <AB as burn::tensor::backend::AutodiffBackend>::Gradients,
+        out: Vec<Option<Vec<f32>>>,
+    }
+    impl ModuleVisitor<AB> for Visit<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+            self.out.push(param.grad(self.grads).map(values));
+        }
+    }
+    let mut visit = Visit {
+        grads,
+        out: Vec::new(),
+    };
+    model.visit(&mut visit);
+    let names = collect_params(model, |_| true);
+    assert_eq!(names.len(), visit.out.len());
+    names
+        .into_iter()
+        .zip(visit.out)
+        .filter_map(|(n, g)| g.map(|g| (n.name, g)))
+        .collect()
+}
+
+#[test]
+fn fused_softmax_train_loss_equals_the_op_by_op_loss_and_its_gradients() {
+    let labels = || {
+        Tensor::<AB, 1, Int>::from_data(TensorData::new(vec![1i64, 0, 4], [3]), &Default::default())
+    };
+    for head in [
+        HeadKind::Classifier { outputs: 5 },
+        HeadKind::TargetItems { outputs: 6 },
+    ] {
+        for strategy in [
+            Strategy::PeterRec {
+                insertion: Insertion::Serial,
+            },
+            Strategy::FineAll,
+            Strategy::FineCls,
+        ] {
+            let mut model = finetune_model(strategy, head);
+            // Non-zero patches, so that their gradients are not trivially equal.
+            let mut optim = AdamConfig::new().init::<AB, FineTuneModel<AB>>();
+            let out = model.softmax_loss(tokens(&batch()), labels());
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optim.step(5e-2, model, grads);
+
+            let plain = model.softmax_loss(tokens(&batch()), labels());
+            let fused = model.softmax_train_loss(tokens(&batch()), labels());
+            assert_eq!(plain.count, fused.count);
+            let (p, f) = (values(plain.loss.clone())[0], values(fused.loss.clone())[0]);
+            assert!((p - f).abs() < 1e-5, "{strategy} {head:?}: loss {p} vs {f}");
+            let gp = named_grads(&model, &plain.loss.backward());
+            let gf = named_grads(&model, &fused.loss.backward());
+            let names =
+                |g: &[(String, Vec<f32>)]| g.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&gp), names(&gf), "{strategy} {head:?}");
+            assert_eq!(
+                gp.len(),
+                model.trainable_names().len(),
+                "{strategy} {head:?}"
+            );
+            for ((name, a), (_, b)) in gp.iter().zip(&gf) {
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() < 1e-5,
+                        "{strategy} {head:?} `{name}`: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_softmax_train_loss_gradients_are_bitwise_reproducible() {
+    // 160 users, 40 outputs: at this size the op-by-op loss's gradients differ between identical
+    // passes in most runs.
+    let model = finetune_model(Strategy::FineAll, HeadKind::Classifier { outputs: 40 });
+    let rows: Vec<Vec<i64>> = (0..160)
+        .map(|u| {
+            let mut r: Vec<i64> = (0..7).map(|i| 4 + (u * 5 + i * 3) % 25).collect();
+            r.push(CLS);
+            r
+        })
+        .collect();
+    let labels: Vec<i64> = (0..160).map(|u| (u * 7) % 40).collect();
+    let labels =
+        Tensor::<AB, 1, Int>::from_data(TensorData::new(labels, [160]), &Default::default());
+    let run = || {
+        let out = model.softmax_train_loss(tokens(&rows), labels.clone());
+        named_grads(&model, &out.loss.backward())
+    };
+    let first = run();
+    for _ in 0..8 {
+        let again = run();
+        for ((name, a), (_, b)) in first.iter().zip(&again) {
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "gradient of `{name}` changed between identical passes"
+            );
+        }
+    }
+}

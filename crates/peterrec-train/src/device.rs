@@ -2,7 +2,10 @@
 //!
 //! The CPU backend (Burn's `NdArray`) is always compiled. The CUDA backend is compiled with
 //! this crate's `cuda` feature (`cargo run --features cuda ...`); it needs no CUDA toolkit at
-//! build time, and loads the driver library (`libcuda`) at run time.
+//! build time, and loads the driver library (`libcuda`) at run time. The `flex` feature adds
+//! Burn's `Flex` CPU backend (pure Rust, SIMD kernels, the `gemm` crate), chosen with
+//! `--device flex`: faster than `NdArray` on our shapes (`docs/benchmarks.md`); the test suite
+//! runs on `NdArray`.
 //!
 //! Burn's CUDA device constructor succeeds even without a GPU and the first operation then
 //! panics, so CUDA is probed first with the driver API ([`cuda_available`]), which never
@@ -32,10 +35,21 @@ pub type Gpu = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type GpuAutodiff = burn::backend::Autodiff<Gpu>;
 
+/// Burn's `Flex` CPU backend with `f32` floats and `i32` ints (the `flex` feature).
+#[cfg(feature = "flex")]
+pub type FlexCpu = burn::backend::Flex;
+/// The `Flex` CPU backend with automatic differentiation, for training.
+#[cfg(feature = "flex")]
+pub type FlexAutodiff = burn::backend::Autodiff<FlexCpu>;
+
+/// Whether this build includes the `Flex` CPU backend (the `flex` feature).
+pub const FLEX_COMPILED: bool = cfg!(feature = "flex");
+
 /// Whether this build includes the CUDA backend (the `cuda` feature).
 pub const CUDA_COMPILED: bool = cfg!(feature = "cuda");
 
-/// Which device to run on: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+/// Which device to run on: `cpu`, `flex` (the CPU through Burn's `Flex` backend), `cuda`
+/// (= `cuda:0`) or `cuda:N`.
 ///
 /// Parsed with [`FromStr`] (case-insensitive, surrounding spaces ignored), printed with
 /// [`Display`](fmt::Display) in the same syntax, and (de)serialised as that string.
@@ -45,6 +59,8 @@ pub enum DeviceChoice {
     /// The CPU (`NdArray` backend).
     #[default]
     Cpu,
+    /// The CPU through Burn's `Flex` backend (needs the `flex` feature).
+    Flex,
     /// The CUDA GPU with this index.
     Cuda(usize),
 }
@@ -53,10 +69,10 @@ pub enum DeviceChoice {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseDeviceError {
     /// The string was empty.
-    #[error("empty device name (expected \"cpu\", \"cuda\" or \"cuda:N\")")]
+    #[error("empty device name (expected \"cpu\", \"flex\", \"cuda\" or \"cuda:N\")")]
     Empty,
     /// The device kind is not known.
-    #[error("unknown device {0:?} (expected \"cpu\", \"cuda\" or \"cuda:N\")")]
+    #[error("unknown device {0:?} (expected \"cpu\", \"flex\", \"cuda\" or \"cuda:N\")")]
     Unknown(String),
     /// `cuda:` was followed by something that is not a non-negative integer.
     #[error("invalid CUDA device index in {0:?} (expected \"cuda:N\" with N = 0, 1, ...)")]
@@ -71,6 +87,7 @@ impl FromStr for DeviceChoice {
         match t.as_str() {
             "" => Err(ParseDeviceError::Empty),
             "cpu" => Ok(DeviceChoice::Cpu),
+            "flex" => Ok(DeviceChoice::Flex),
             "cuda" => Ok(DeviceChoice::Cuda(0)),
             _ => match t.strip_prefix("cuda:") {
                 Some(idx) => idx
@@ -87,6 +104,7 @@ impl fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Flex => f.write_str("flex"),
             DeviceChoice::Cuda(i) => write!(f, "cuda:{i}"),
         }
     }
@@ -153,11 +171,14 @@ pub fn cuda_available() -> Result<usize, TrainError> {
     }
 }
 
-/// Checks that `choice` can be used here: always true for the CPU; for `cuda:N`, CUDA must be
-/// compiled in and working with more than `N` devices. Never panics.
+/// Checks that `choice` can be used here: always true for the CPU; `flex` needs the `flex`
+/// feature; for `cuda:N`, CUDA must be compiled in and working with more than `N` devices.
+/// Never panics.
 pub fn check_device(choice: DeviceChoice) -> Result<(), TrainError> {
     match choice {
         DeviceChoice::Cpu => Ok(()),
+        DeviceChoice::Flex if FLEX_COMPILED => Ok(()),
+        DeviceChoice::Flex => Err(TrainError::FlexNotCompiled),
         DeviceChoice::Cuda(i) => {
             let name = choice.to_string();
             let n = cuda_available().map_err(|e| match e {
@@ -187,6 +208,12 @@ pub fn cpu_device() -> burn::backend::ndarray::NdArrayDevice {
     burn::backend::ndarray::NdArrayDevice::Cpu
 }
 
+/// The device of [`FlexCpu`] / [`FlexAutodiff`].
+#[cfg(feature = "flex")]
+pub fn flex_device() -> burn::backend::flex::FlexDevice {
+    burn::backend::flex::FlexDevice
+}
+
 /// The CUDA device `index` of [`Gpu`] / [`GpuAutodiff`]. Call [`check_device`] first: Burn
 /// panics on the first operation if the device does not work.
 #[cfg(feature = "cuda")]
@@ -206,12 +233,16 @@ pub trait BackendTask {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
 }
 
-/// Runs `task` on the backend and device of `choice` ([`CpuAutodiff`] or `GpuAutodiff`),
-/// after [`check_device`]; a CUDA choice that cannot work is an error, never a panic.
+/// Runs `task` on the backend and device of `choice` ([`CpuAutodiff`], `FlexAutodiff` or
+/// `GpuAutodiff`), after [`check_device`]; a choice that cannot work is an error, never a panic.
 pub fn run_on<T: BackendTask>(choice: DeviceChoice, task: T) -> Result<T::Output, TrainError> {
     check_device(choice)?;
     match choice {
         DeviceChoice::Cpu => Ok(task.run::<CpuAutodiff>(cpu_device())),
+        #[cfg(feature = "flex")]
+        DeviceChoice::Flex => Ok(task.run::<FlexAutodiff>(flex_device())),
+        #[cfg(not(feature = "flex"))]
+        DeviceChoice::Flex => unreachable!("check_device rejects flex without the feature"),
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(i) => Ok(task.run::<GpuAutodiff>(cuda_device(i))),
         #[cfg(not(feature = "cuda"))]
@@ -222,7 +253,8 @@ pub fn run_on<T: BackendTask>(choice: DeviceChoice, task: T) -> Result<T::Output
 /// Runs a block with a backend type and device chosen at run time.
 ///
 /// `with_backend!(choice, |B, device| body)` expands to a `Result<T, TrainError>`: on
-/// [`DeviceChoice::Cpu`], `B` is [`CpuAutodiff`] and `device` its device; on `cuda:N` (with the
+/// [`DeviceChoice::Cpu`], `B` is [`CpuAutodiff`] and `device` its device; on `flex` (with the
+/// `flex` feature) `B` is `FlexAutodiff`; on `cuda:N` (with the
 /// `cuda` feature) `B` is `GpuAutodiff` and `device` the CUDA device `N`, after
 /// [`check_device`]. Without the feature, a CUDA choice gives
 /// [`TrainError::CudaNotCompiled`]. `body` is compiled once per backend, so it usually calls
@@ -252,6 +284,7 @@ macro_rules! with_backend {
                 let $device = $crate::device::cpu_device();
                 ::core::result::Result::Ok::<_, $crate::TrainError>($body)
             }
+            $crate::device::DeviceChoice::Flex => $crate::__with_flex!(|$b, $device| $body),
             choice @ $crate::device::DeviceChoice::Cuda(index) => {
                 match $crate::device::check_device(choice) {
                     ::core::result::Result::Ok(()) => {
@@ -270,7 +303,8 @@ macro_rules! with_backend {
 /// Runs a block with a backend type and device chosen at run time.
 ///
 /// `with_backend!(choice, |B, device| body)` expands to a `Result<T, TrainError>`: on
-/// [`DeviceChoice::Cpu`], `B` is [`CpuAutodiff`] and `device` its device; on `cuda:N` (with the
+/// [`DeviceChoice::Cpu`], `B` is [`CpuAutodiff`] and `device` its device; on `flex` (with the
+/// `flex` feature) `B` is `FlexAutodiff`; on `cuda:N` (with the
 /// `cuda` feature) `B` is `GpuAutodiff` and `device` the CUDA device `N`, after
 /// [`check_device`]. Without the feature, a CUDA choice gives
 /// [`TrainError::CudaNotCompiled`]. `body` is compiled once per backend, so it usually calls
@@ -300,12 +334,38 @@ macro_rules! with_backend {
                 let $device = $crate::device::cpu_device();
                 ::core::result::Result::Ok::<_, $crate::TrainError>($body)
             }
+            $crate::device::DeviceChoice::Flex => $crate::__with_flex!(|$b, $device| $body),
             choice @ $crate::device::DeviceChoice::Cuda(_) => {
                 ::core::result::Result::Err($crate::TrainError::CudaNotCompiled {
                     device: ::std::string::ToString::to_string(&choice),
                 })
             }
         }
+    }};
+}
+
+/// The `flex` arm of [`with_backend!`](crate::with_backend): the `Flex` backend when the
+/// `flex` feature is compiled in, else [`TrainError::FlexNotCompiled`].
+#[cfg(feature = "flex")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_flex {
+    (|$b:ident, $device:ident| $body:expr) => {{
+        #[allow(dead_code)]
+        type $b = $crate::device::FlexAutodiff;
+        let $device = $crate::device::flex_device();
+        ::core::result::Result::Ok::<_, $crate::TrainError>($body)
+    }};
+}
+
+/// The `flex` arm of [`with_backend!`](crate::with_backend): the `Flex` backend when the
+/// `flex` feature is compiled in, else [`TrainError::FlexNotCompiled`].
+#[cfg(not(feature = "flex"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_flex {
+    (|$b:ident, $device:ident| $body:expr) => {{
+        ::core::result::Result::Err($crate::TrainError::FlexNotCompiled)
     }};
 }
 
@@ -324,8 +384,10 @@ mod tests {
             "CUDA:12".parse::<DeviceChoice>(),
             Ok(DeviceChoice::Cuda(12))
         );
+        assert_eq!(" Flex".parse::<DeviceChoice>(), Ok(DeviceChoice::Flex));
         assert_eq!(DeviceChoice::default(), DeviceChoice::Cpu);
         assert!(DeviceChoice::Cuda(0).is_cuda() && !DeviceChoice::Cpu.is_cuda());
+        assert!(!DeviceChoice::Flex.is_cuda());
     }
 
     #[test]
@@ -350,6 +412,7 @@ mod tests {
     fn display_and_serde_round_trip() {
         for d in [
             DeviceChoice::Cpu,
+            DeviceChoice::Flex,
             DeviceChoice::Cuda(0),
             DeviceChoice::Cuda(3),
         ] {
@@ -381,6 +444,27 @@ mod tests {
         assert!(check_device(DeviceChoice::Cpu).is_ok());
         assert_eq!(run_on(DeviceChoice::Cpu, Sum).unwrap(), 6.5);
         let total = crate::with_backend!(DeviceChoice::Cpu, |B, device| sum::<B>(device)).unwrap();
+        assert_eq!(total, 6.5);
+    }
+
+    #[cfg(not(feature = "flex"))]
+    #[test]
+    fn flex_without_feature_is_a_clear_error() {
+        const { assert!(!FLEX_COMPILED) };
+        let err = run_on(DeviceChoice::Flex, Sum).unwrap_err();
+        assert!(matches!(err, TrainError::FlexNotCompiled), "{err}");
+        let err =
+            crate::with_backend!(DeviceChoice::Flex, |B, device| sum::<B>(device)).unwrap_err();
+        assert!(err.to_string().contains("--features flex"), "{err}");
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn flex_runs_the_same_computation() {
+        const { assert!(FLEX_COMPILED) };
+        assert!(check_device(DeviceChoice::Flex).is_ok());
+        assert_eq!(run_on(DeviceChoice::Flex, Sum).unwrap(), 6.5);
+        let total = crate::with_backend!(DeviceChoice::Flex, |B, device| sum::<B>(device)).unwrap();
         assert_eq!(total, 6.5);
     }
 

@@ -59,6 +59,13 @@ pub enum TrainError {
         device: String,
     },
 
+    /// `flex` was asked for but this build has no `Flex` backend.
+    #[error(
+        "device `flex` asked for, but this build has no Flex backend: \
+         rebuild with `--features flex`"
+    )]
+    FlexNotCompiled,
+
     /// A device string could not be parsed.
     #[error(transparent)]
     InvalidDevice(#[from] crate::device::ParseDeviceError),

@@ -33,12 +33,15 @@ pub use checkpoint::{
     clean_stale_temp_files, write_atomic, write_atomic_with, Checkpoint, CheckpointDir,
     CheckpointWriter,
 };
+pub use device::FLEX_COMPILED;
 pub use device::{
     check_device, cpu_device, cuda_available, run_on, BackendTask, Cpu, CpuAutodiff, DeviceChoice,
     ParseDeviceError,
 };
 #[cfg(feature = "cuda")]
 pub use device::{cuda_device, Gpu, GpuAutodiff};
+#[cfg(feature = "flex")]
+pub use device::{flex_device, FlexAutodiff, FlexCpu};
 pub use error::{Result, TrainError};
 pub use evaluate::{
     evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation,

@@ -596,7 +596,7 @@ pub fn finetune<B: AutodiffBackend>(
             let examples: Vec<_> = idx.iter().map(|&i| &task.train[i]).collect();
             let batch = finetune_rows(&examples, t.max_len, causal).to_batch::<B>(device);
             let out = match cfg.loss {
-                FineTuneLoss::Softmax => model.softmax_loss(batch.inputs, batch.labels),
+                FineTuneLoss::Softmax => model.softmax_train_loss(batch.inputs, batch.labels),
                 FineTuneLoss::BceNegatives { negatives } => {
                     let s = negatives.max(1);
                     let neg: Vec<i64> = examples

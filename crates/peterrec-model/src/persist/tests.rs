@@ -94,9 +94,11 @@ fn a_backbone_file_describing_a_huge_network_is_a_typed_error() {
             load_pretrained::<B>(&path, &device).map(|_| ()),
         ] {
             match result {
-                Err(ModelError::Format { reason, .. }) => {
-                    assert!(reason.contains("parameter values"), "{reason}")
-                }
+                // A huge kernel is caught by its padding before its parameter count.
+                Err(ModelError::Format { reason, .. }) => assert!(
+                    reason.contains("parameter values") || reason.contains("pads a convolution"),
+                    "{reason}"
+                ),
                 other => panic!("{hostile:?}: {other:?}"),
             }
         }
@@ -104,6 +106,36 @@ fn a_backbone_file_describing_a_huge_network_is_a_typed_error() {
     // The same tensors under their own configuration load (the check is not too strict).
     write_backbone_with(&path, &cfg, &tensors);
     load_backbone::<B>(&path, &device).unwrap();
+}
+
+#[test]
+fn a_backbone_file_with_a_huge_dilation_is_a_typed_error_when_loaded() {
+    // Same parameter count as the real file (dilations hold no parameters), valid checksum: only
+    // the padding the dilation implies is absurd.
+    let dir = Scratch::new("huge-dilation");
+    let (path, cfg, tensors) = backbone_file(&dir.0);
+    let device = Default::default();
+    let mut dilations = cfg.dilations.clone();
+    *dilations.last_mut().unwrap() = 1 << 40;
+    let hostile = NextItNetConfig {
+        dilations,
+        ..cfg.clone()
+    };
+    write_backbone_with(&path, &hostile, &tensors);
+    for result in [
+        load_backbone::<B>(&path, &device).map(|_| ()),
+        load_pretrained::<B>(&path, &device).map(|_| ()),
+    ] {
+        match result {
+            Err(ModelError::Format {
+                path: p, reason, ..
+            }) => {
+                assert_eq!(p, path);
+                assert!(reason.contains("pads a convolution"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 /// A task file on `backbone` (saved from a PeterRec model), its path and tensors.

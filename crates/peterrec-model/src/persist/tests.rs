@@ -64,6 +64,15 @@ fn is_typed(e: &ModelError) -> bool {
     !matches!(e, ModelError::Io { .. })
 }
 
+/// Loads a backbone file as a backbone and as a pretraining model.
+fn load_both_ways(path: &Path) -> [Result<()>; 2] {
+    let device = Default::default();
+    [
+        load_backbone::<B>(path, &device).map(|_| ()),
+        load_pretrained::<B>(path, &device).map(|_| ()),
+    ]
+}
+
 #[test]
 fn a_backbone_file_describing_a_huge_network_is_a_typed_error() {
     let dir = Scratch::new("huge-backbone");
@@ -89,10 +98,7 @@ fn a_backbone_file_describing_a_huge_network_is_a_typed_error() {
         },
     ] {
         write_backbone_with(&path, &hostile, &tensors);
-        for result in [
-            load_backbone::<B>(&path, &device).map(|_| ()),
-            load_pretrained::<B>(&path, &device).map(|_| ()),
-        ] {
+        for result in load_both_ways(&path) {
             match result {
                 // A huge kernel is caught by its padding before its parameter count.
                 Err(ModelError::Format { reason, .. }) => assert!(
@@ -114,7 +120,6 @@ fn a_backbone_file_with_a_huge_dilation_is_a_typed_error_when_loaded() {
     // the padding the dilation implies is absurd.
     let dir = Scratch::new("huge-dilation");
     let (path, cfg, tensors) = backbone_file(&dir.0);
-    let device = Default::default();
     let mut dilations = cfg.dilations.clone();
     *dilations.last_mut().unwrap() = 1 << 40;
     let hostile = NextItNetConfig {
@@ -122,10 +127,7 @@ fn a_backbone_file_with_a_huge_dilation_is_a_typed_error_when_loaded() {
         ..cfg.clone()
     };
     write_backbone_with(&path, &hostile, &tensors);
-    for result in [
-        load_backbone::<B>(&path, &device).map(|_| ()),
-        load_pretrained::<B>(&path, &device).map(|_| ()),
-    ] {
+    for result in load_both_ways(&path) {
         match result {
             Err(ModelError::Format {
                 path: p, reason, ..

@@ -66,12 +66,8 @@ impl NextItNetConfig {
         if self.kernel_size == 0 {
             return bad("kernel_size must be positive".into());
         }
-        let padding = |d: usize| (self.kernel_size - 1).checked_mul(2)?.checked_mul(d);
-        if let Some(d) = self
-            .dilations
-            .iter()
-            .find(|&&d| padding(d).is_none_or(|p| p > MAX_CONV_PADDING))
-        {
+        if self.widest_padding().is_none_or(|p| p > MAX_CONV_PADDING) {
+            let d = self.dilations.iter().max().copied().unwrap_or(0);
             return bad(format!(
                 "dilation {d} with kernel_size {} pads a convolution by more than {MAX_CONV_PADDING} positions",
                 self.kernel_size
@@ -97,6 +93,16 @@ impl NextItNetConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Padding of the widest convolution, `(k−1)·2d` for the largest block dilation `d` (the
+    /// block's second convolution); `None` if it overflows `usize`.
+    pub fn widest_padding(&self) -> Option<usize> {
+        let widest = self.dilations.iter().copied().max().unwrap_or(0);
+        self.kernel_size
+            .saturating_sub(1)
+            .checked_mul(2)?
+            .checked_mul(widest)
     }
 
     /// Number of positions one output sees: `1 + (k−1)·Σ conv dilations` (both sides together

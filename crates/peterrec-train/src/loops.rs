@@ -117,10 +117,7 @@ impl TrainConfig {
 /// long as it could use.
 pub fn check_lengths(max_len: usize, config: &NextItNetConfig) -> Result<Option<String>> {
     let widest = config.dilations.iter().copied().max().unwrap_or(0);
-    let padding = config
-        .kernel_size
-        .saturating_sub(1)
-        .saturating_mul(2 * widest);
+    let padding = config.widest_padding().unwrap_or(usize::MAX);
     if max_len < padding {
         return Err(TrainError::Config(format!(
             "max_len {max_len} is shorter than the padding of the widest convolution \

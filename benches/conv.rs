@@ -16,10 +16,9 @@
 //! Run: `cargo bench --bench conv` (about 5 minutes on 2 cores); the stack at shape B only with
 //! `PETERREC_BENCH_FULL=1` (about 25 minutes in all). Figures: `docs/benchmarks.md`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -218,6 +217,7 @@ where
 }
 
 fn bench_conv(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     for s in &SHAPES {
         check_equivalence(s);
 
@@ -248,6 +248,7 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_stack(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     let full = std::env::var_os(FULL_ENV).is_some();
     for s in SHAPES.iter().take(if full { SHAPES.len() } else { 1 }) {
         let device = Default::default();

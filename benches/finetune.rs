@@ -1,10 +1,9 @@
 //! One fine-tuning step (forward, backward, Adam) per strategy at shapes A and B: the design
 //! card's "patch vs full fine-tune". `cargo bench --bench finetune`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
 
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ fn strategies() -> [Strategy; 5] {
 }
 
 fn finetune(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     let device = Default::default();
     for shape in [SHAPE_A, SHAPE_B] {
         let mut group = c.benchmark_group(format!("finetune/{}", shape.name));

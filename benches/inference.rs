@@ -1,10 +1,9 @@
 //! Top-10 next items for a batch of users and for a single user, at shapes A and B.
 //! `cargo bench --bench inference`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
 
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use peterrec::bench::{InferStep, SHAPE_A, SHAPE_B};
 use peterrec::train::Cpu;
 
 fn inference(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     let device = Default::default();
     for shape in [SHAPE_A, SHAPE_B] {
         let mut group = c.benchmark_group(format!("inference/{}", shape.name));

@@ -2,10 +2,9 @@
 //! sampled-softmax head (1,024 log-uniform negatives), at shapes A and B.
 //! `cargo bench --bench pretrain`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
 
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use peterrec::bench::{PretrainStep, SHAPE_A, SHAPE_B};
 use peterrec::train::CpuAutodiff;
 
 fn pretrain(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     let device = Default::default();
     for shape in [SHAPE_A, SHAPE_B] {
         let mut group = c.benchmark_group(format!("pretrain/{}", shape.name));

@@ -8,10 +8,9 @@
 //! 200th item into a [`StreamModel`] state holding the first 199 and reads the scores at `[CLS]`
 //! (the state is cloned each iteration, which is part of the measured cost).
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
 
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ const HISTORY: usize = 200;
 const CLS: u32 = 2;
 
 fn streaming(c: &mut Criterion) {
+    alloc::keep_freed_memory();
     let device = Default::default();
     for channels in [64, 256] {
         let config = NextItNetConfig::new(10_000, channels, vec![1, 4, 1, 4, 1, 4, 1, 4]);

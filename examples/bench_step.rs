@@ -6,10 +6,9 @@
 //! Runs `--warmup` untimed steps, then `--steps` timed ones, and ends with one JSON line
 //! `{"shape":..,"mode":..,"strategy":..,"ms_per_step_median":..,"seqs_per_sec":..,"peak_rss_mib":..}`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "common/alloc.rs"]
+mod alloc;
 
 use std::time::Instant;
 
@@ -119,6 +118,7 @@ impl peterrec::train::BackendTask for Run {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    alloc::keep_freed_memory();
     let args = Args::parse();
     let shape = Shape::parse(&args.shape)
         .ok_or_else(|| format!("unknown shape `{}` (a or b)", args.shape))?;

@@ -37,10 +37,9 @@
 //! The table is written to `--out` (JSON, atomically) and the last stdout line is
 //! `{"rows":[{"task":..,"strategy":..,"metric":..,"value":..,"trainable_params":..,"task_file_bytes":..,"seconds":..}, ...]}`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "common/alloc.rs"]
+mod alloc;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -67,7 +66,7 @@ use peterrec::train::checkpoint::write_json_atomic;
 use peterrec::train::metrics::{full_rank, RankingMetrics};
 use peterrec::train::{
     check_device, evaluate_next_item, finetune, pretrain, with_backend, DeviceChoice, FineTuneLoss,
-    FineTuneTrainConfig, PretrainConfig, PretrainReport, RankingOptions, RankingReport,
+    FineTuneTrainConfig, LrSchedule, PretrainConfig, PretrainReport, RankingOptions, RankingReport,
     TaskEvaluation, TrainConfig,
 };
 use rand::seq::SliceRandom;
@@ -188,6 +187,17 @@ struct Args {
     /// Pretraining Adam learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
+    /// Pretraining learning-rate schedule: `constant`, `cosine`, `cosine:WARMUP_STEPS` or
+    /// `cosine:WARMUP_STEPS:FINAL_RATIO` (over `--epochs`).
+    #[arg(long, default_value = "constant")]
+    lr_schedule: LrSchedule,
+    /// Pretraining on every window of a long sequence (sub-sequence augmentation), not only
+    /// its most recent `--pretrain-max-len` items.
+    #[arg(long)]
+    windows: bool,
+    /// Write the pretraining metrics (one JSON line per epoch) to `<DIR>/<backbone>.jsonl`.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
     /// Fine-tuning Adam learning rate.
     #[arg(long, default_value_t = 5e-3)]
     finetune_lr: f64,
@@ -391,10 +401,15 @@ fn pretrain_lm<B: AutodiffBackend>(
             epochs: args.epochs,
             batch_size: args.batch_size,
             lr: args.lr,
+            lr_schedule: args.lr_schedule,
             max_len: args.pretrain_max_len,
             patience: args.patience,
             seed: args.seed,
             quiet: args.quiet,
+            log_path: args
+                .log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{name}.jsonl"))),
             ..TrainConfig::default()
         },
         objective: SeqObjective::NextItem,
@@ -408,7 +423,7 @@ fn pretrain_lm<B: AutodiffBackend>(
             sampled: false,
             ..ranking(args.seed)
         },
-        windows: false,
+        windows: args.windows,
     };
     let (lm, report) = pretrain(lm, config, &split.train, &split.valid, &cfg, device)?;
     for r in &report.history {
@@ -959,6 +974,8 @@ fn real_main() -> Result<(), AnyError> {
                 "batch_size": args.batch_size,
                 "finetune_batch_size": args.finetune_batch_size,
                 "lr": args.lr,
+                "lr_schedule": args.lr_schedule.to_string(),
+                "windows": args.windows,
                 "finetune_lr": args.finetune_lr,
                 "sampled_negatives": args.sampled_negatives,
                 "seed": args.seed,
@@ -983,6 +1000,7 @@ fn real_main() -> Result<(), AnyError> {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

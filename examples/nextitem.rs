@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! cargo run --release --example nextitem -- --format ml-1m --path ../shared/data/ml-1m
+//! # ML-1M HR@10 0.28 / NDCG@10 0.16, 444 s on 2 cores, best epoch at 337 s (docs/results.md):
+//! cargo run --release --features flex --example nextitem -- --format ml-1m --path ../shared/data/ml-1m \
+//!     --device flex --max-len 50 --batch-size 64 --lr 2e-3 --lr-schedule cosine --windows --epochs 4
 //! cargo run --release --example nextitem -- --format ml-100k --path ../shared/data/ml-100k --epochs 30
 //! cargo run --release --example nextitem -- --format sequences --path ../shared/data/amazon/Beauty.txt
 //! cargo run --release --example nextitem -- --format peterrec --path ../shared/data/peterrec-demo
@@ -19,10 +22,9 @@
 //! Prints a readable summary, then ONE JSON line with at least `hr@10`, `ndcg@10`, `mrr@10`,
 //! `epochs` and `seconds`.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "common/alloc.rs"]
+mod alloc;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -45,8 +47,8 @@ use peterrec::model::{
     save_pretrained, NegativeDistribution, NegativeSampler, NextItNetConfig, ParamReport,
 };
 use peterrec::train::{
-    check_device, evaluate_next_item, pretrain, with_backend, DeviceChoice, PretrainConfig,
-    PretrainReport, RankingOptions, RankingReport, TrainConfig,
+    check_device, evaluate_next_item, pretrain, with_backend, DeviceChoice, LrSchedule,
+    PretrainConfig, PretrainReport, RankingOptions, RankingReport, TrainConfig,
 };
 use serde_json::{json, Value};
 
@@ -134,6 +136,10 @@ struct Args {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Learning-rate schedule over the planned epochs: `constant`, `cosine`, `cosine:WARMUP_STEPS`
+    /// or `cosine:WARMUP_STEPS:FINAL_RATIO`.
+    #[arg(long, default_value = "constant")]
+    lr_schedule: LrSchedule,
     /// L2 weight decay (0 for none).
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f32,
@@ -255,6 +261,7 @@ fn run<B: AutodiffBackend>(
             epochs: args.epochs,
             batch_size: args.batch_size,
             lr: args.lr,
+            lr_schedule: args.lr_schedule,
             weight_decay: args.weight_decay,
             max_len: args.max_len,
             patience: args.patience,
@@ -303,6 +310,7 @@ fn run<B: AutodiffBackend>(
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -393,6 +401,7 @@ fn real_main() -> Result<(), AnyError> {
             "max_len": args.max_len,
             "batch_size": args.batch_size,
             "lr": args.lr,
+            "lr_schedule": args.lr_schedule.to_string(),
             "weight_decay": args.weight_decay,
             "seed": args.seed,
             "patience": args.patience,

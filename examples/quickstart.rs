@@ -9,10 +9,9 @@
 //! the fine-tuning task. Ends with one JSON line. Measured on 2 cores: about 60 s after the build;
 //! PeterRec 0.90 test accuracy, FineCLS 0.71, majority class 0.30.
 
-// glibc malloc returns big buffers to the OS and faults them back in every step; mimalloc
-// keeps them (20-35% faster training steps, docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, keeping freed memory (faster steps; see the module).
+#[path = "common/alloc.rs"]
+mod alloc;
 
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ use peterrec::train::{
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    alloc::keep_freed_memory();
     let start = Instant::now();
     let device = Default::default();
     let data = try_generate(

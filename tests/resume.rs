@@ -15,7 +15,7 @@ use peterrec::data::synthetic::{try_generate, SyntheticConfig, SyntheticData};
 use peterrec::model::paths::{collect_params, NamedTensor};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{
-    finetune, pretrain, CpuAutodiff, EpochRecord, FineTuneLoss, FineTuneTrainConfig,
+    finetune, pretrain, CpuAutodiff, EpochRecord, FineTuneLoss, FineTuneTrainConfig, LrSchedule,
     PretrainConfig, RankingOptions, TrainConfig,
 };
 
@@ -30,10 +30,25 @@ fn data() -> SyntheticData {
     .unwrap()
 }
 
-fn train(epochs: usize, state_dir: Option<PathBuf>) -> TrainConfig {
+const BATCH: usize = 16;
+
+/// Loop settings. The learning rate warms up linearly over `warmup_epochs` epochs of `rows`
+/// training rows and then stays (a cosine ending at ratio 1): the rates of a resumed run depend on
+/// the global step it restarts at, but not on the planned number of epochs, which the
+/// interrupted run (fewer epochs) and the resumed one (more) do not share.
+fn train(
+    epochs: usize,
+    state_dir: Option<PathBuf>,
+    rows: usize,
+    warmup_epochs: usize,
+) -> TrainConfig {
     TrainConfig {
         epochs,
-        batch_size: 16,
+        batch_size: BATCH,
+        lr_schedule: LrSchedule::WarmupCosine {
+            warmup_steps: warmup_epochs * rows.div_ceil(BATCH),
+            final_ratio: 1.0,
+        },
         lr: 5e-3,
         weight_decay: 1e-4,
         max_len: 10,
@@ -103,7 +118,7 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
         &config,
         &split.train,
         &split.valid,
-        &cfg(train(4, None)),
+        &cfg(train(4, None, split.train.len(), 3)),
         &device,
     )
     .unwrap();
@@ -114,7 +129,7 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
         &config,
         &split.train,
         &split.valid,
-        &cfg(train(2, Some(dir.clone()))),
+        &cfg(train(2, Some(dir.clone()), split.train.len(), 3)),
         &device,
     )
     .unwrap();
@@ -125,7 +140,7 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
         &config,
         &split.train,
         &split.valid,
-        &cfg(train(4, Some(dir.clone()))),
+        &cfg(train(4, Some(dir.clone()), split.train.len(), 3)),
         &device,
     )
     .unwrap();
@@ -163,16 +178,29 @@ fn fine_tuning_resumes_bitwise(loss: FineTuneLoss, name: &str) {
         .init(config.init::<CpuAutodiff>(&device), &config, &device)
         .unwrap()
     };
+    let rows = task.train.len();
     let cfg = |t: TrainConfig| FineTuneTrainConfig {
         train: t,
         loss,
         ranking: RankingOptions::default(),
     };
-    let (full, full_report) = finetune(model(), &task, &cfg(train(3, None)), &device).unwrap();
+    let (full, full_report) =
+        finetune(model(), &task, &cfg(train(3, None, rows, 2)), &device).unwrap();
     let dir = tmp(name);
-    finetune(model(), &task, &cfg(train(1, Some(dir.clone()))), &device).unwrap();
-    let (resumed, resumed_report) =
-        finetune(model(), &task, &cfg(train(3, Some(dir.clone()))), &device).unwrap();
+    finetune(
+        model(),
+        &task,
+        &cfg(train(1, Some(dir.clone()), rows, 2)),
+        &device,
+    )
+    .unwrap();
+    let (resumed, resumed_report) = finetune(
+        model(),
+        &task,
+        &cfg(train(3, Some(dir.clone()), rows, 2)),
+        &device,
+    )
+    .unwrap();
     assert_same_history(&resumed_report.history, &full_report.history);
     assert_same_params(
         &collect_params(&resumed, |_| true),

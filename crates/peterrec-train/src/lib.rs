@@ -27,6 +27,7 @@ pub mod loops;
 pub mod metrics;
 pub mod progress;
 pub mod resume;
+pub mod schedule;
 pub mod serve;
 
 pub use checkpoint::{
@@ -53,6 +54,7 @@ pub use loops::{
 };
 pub use metrics::{ClassificationReport, ConfusionMatrix, RankingMeans, RankingMetrics};
 pub use progress::{EpochProgress, EpochStats};
+pub use schedule::LrSchedule;
 pub use serve::{Answer, BatchStats, Query, Request, TaskServer};
 
 #[cfg(test)]

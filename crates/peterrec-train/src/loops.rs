@@ -29,6 +29,7 @@ use crate::evaluate::{
 use crate::log::{EarlyStopping, MetricsLog, Mode};
 use crate::progress::{EpochProgress, EpochStats};
 use crate::resume::{load_last, save_epoch, LoopState};
+use crate::schedule::LrSchedule;
 use peterrec_model::paths::set_trainable;
 
 /// Optimizer and schedule settings shared by both loops.
@@ -42,6 +43,9 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Adam betas.
     pub betas: (f32, f32),
+    /// How the learning rate moves from `lr` over the planned `epochs` (constant by default).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     /// L2 weight decay (0 for none).
     pub weight_decay: f32,
     /// Most recent items kept per sequence.
@@ -68,6 +72,7 @@ impl Default for TrainConfig {
             batch_size: 64,
             lr: 1e-3,
             betas: (0.9, 0.999),
+            lr_schedule: LrSchedule::Constant,
             weight_decay: 0.0,
             max_len: 50,
             patience: 3,
@@ -104,7 +109,14 @@ impl TrainConfig {
                 self.lr
             )));
         }
-        Ok(())
+        self.lr_schedule.validate()
+    }
+
+    /// The learning rate of 0-based `step` of `epoch` (from 1), `steps_per_epoch` steps each.
+    fn lr_at(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+        let global = (epoch - 1) * steps_per_epoch + step;
+        self.lr_schedule
+            .lr_at(self.lr, global, self.epochs * steps_per_epoch)
     }
 }
 
@@ -431,7 +443,9 @@ pub fn pretrain<B: AutodiffBackend>(
             let loss = out.loss.clone().into_scalar().to_f64_lossy();
             check_finite(loss, epoch, step)?;
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = run.optim.step(t.lr, model, grads);
+            model = run
+                .optim
+                .step(t.lr_at(epoch, step, batches.len()), model, grads);
             bar.step(seqs.len(), loss);
         }
         let stats = bar.finish();
@@ -619,7 +633,9 @@ pub fn finetune<B: AutodiffBackend>(
             let loss = out.loss.clone().into_scalar().to_f64_lossy();
             check_finite(loss, epoch, step)?;
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = run.optim.step(t.lr, model, grads);
+            model = run
+                .optim
+                .step(t.lr_at(epoch, step, batches.len()), model, grads);
             bar.step(examples.len(), loss);
         }
         let stats = bar.finish();
@@ -707,5 +723,37 @@ mod tests {
         assert_eq!(w[0], (18..24).collect::<Vec<u32>>());
         assert_eq!(w.last().unwrap()[0], 4);
         assert_eq!(training_windows(&[s], 5, false).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    /// The loops count steps across epochs: step `s` of epoch `e` is global step
+    /// `(e − 1) · steps_per_epoch + s` of a plan of `epochs · steps_per_epoch` steps.
+    #[test]
+    fn the_loops_schedule_counts_steps_across_epochs() {
+        let t = TrainConfig {
+            epochs: 3,
+            lr: 1.0,
+            lr_schedule: LrSchedule::WarmupCosine {
+                warmup_steps: 10,
+                final_ratio: 0.0,
+            },
+            ..TrainConfig::default()
+        };
+        // 4 steps an epoch: epoch 2, step 1 is global step 5 of 12, still warming up: 6/10.
+        assert_eq!(t.lr_at(2, 1, 4), 0.6);
+        // Epoch 3, step 3 is global step 11: the last of the plan, the final rate.
+        assert_eq!(t.lr_at(3, 3, 4), 0.0);
+        // Epoch 3, step 0 is global step 8: warm-up, 9/10.
+        assert_eq!(t.lr_at(3, 0, 4), 0.9);
+        // The constant schedule ignores the step.
+        let c = TrainConfig {
+            lr: 0.25,
+            ..TrainConfig::default()
+        };
+        assert_eq!(c.lr_at(7, 3, 4), 0.25);
     }
 }

@@ -1,0 +1,204 @@
+//! Learning-rate schedules.
+//!
+//! A schedule is a pure function of the global step (`(epoch − 1) · steps_per_epoch + step`) and
+//! the planned number of steps (`epochs · steps_per_epoch`), so a resumed run follows exactly the
+//! rates of an uninterrupted one.
+
+use std::f64::consts::PI;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// How the learning rate moves over a run of `TrainConfig::epochs` epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// The base rate at every step.
+    #[default]
+    Constant,
+    /// Linear warm-up from `base / warmup_steps` to `base` over the first `warmup_steps` steps,
+    /// then a half cosine from `base` down to `base · final_ratio` at the last planned step.
+    /// Early stopping may end the run before the rate gets there.
+    WarmupCosine {
+        /// Steps of linear warm-up (0 for none).
+        warmup_steps: usize,
+        /// The rate at the last planned step, as a fraction of the base rate (in `[0, 1]`).
+        final_ratio: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The rate at 0-based `step` of a run planned for `total_steps` steps, for base rate `base`.
+    ///
+    /// Steps at or past `total_steps` get the final rate.
+    pub fn lr_at(&self, base: f64, step: usize, total_steps: usize) -> f64 {
+        match *self {
+            LrSchedule::Constant => base,
+            LrSchedule::WarmupCosine {
+                warmup_steps,
+                final_ratio,
+            } => {
+                if step < warmup_steps {
+                    return base * (step + 1) as f64 / warmup_steps as f64;
+                }
+                let span = total_steps.saturating_sub(warmup_steps);
+                if span <= 1 {
+                    return base * final_ratio;
+                }
+                let progress = ((step - warmup_steps) as f64 / (span - 1) as f64).min(1.0);
+                let cosine = 0.5 * (1.0 + (PI * progress).cos());
+                base * (final_ratio + (1.0 - final_ratio) * cosine)
+            }
+        }
+    }
+
+    /// Checks the parameters (`final_ratio` in `[0, 1]`).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        match *self {
+            LrSchedule::Constant => Ok(()),
+            LrSchedule::WarmupCosine { final_ratio, .. } => {
+                if (0.0..=1.0).contains(&final_ratio) {
+                    Ok(())
+                } else {
+                    Err(TrainError::Config(format!(
+                        "learning-rate schedule: final ratio {final_ratio} is not in [0, 1]"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LrSchedule::Constant => write!(f, "constant"),
+            LrSchedule::WarmupCosine {
+                warmup_steps,
+                final_ratio,
+            } => write!(f, "cosine:{warmup_steps}:{final_ratio}"),
+        }
+    }
+}
+
+impl FromStr for LrSchedule {
+    type Err = TrainError;
+
+    /// Parses `constant`, `cosine` (no warm-up, decay to 0), `cosine:W` (W warm-up steps) or
+    /// `cosine:W:R` (final rate R × base), as the examples' `--lr-schedule` flags take it.
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        let s = s.trim().to_ascii_lowercase();
+        let bad = || {
+            TrainError::Config(format!(
+                "unknown learning-rate schedule `{s}` (expected `constant`, `cosine`, `cosine:WARMUP_STEPS` \
+                 or `cosine:WARMUP_STEPS:FINAL_RATIO`)"
+            ))
+        };
+        if s == "constant" {
+            return Ok(LrSchedule::Constant);
+        }
+        let mut parts = s.split(':');
+        if parts.next() != Some("cosine") {
+            return Err(bad());
+        }
+        let warmup_steps = match parts.next() {
+            Some(w) => w.parse::<usize>().map_err(|_| bad())?,
+            None => 0,
+        };
+        let final_ratio = match parts.next() {
+            Some(r) => r.parse::<f64>().map_err(|_| bad())?,
+            None => 0.0,
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        let schedule = LrSchedule::WarmupCosine {
+            warmup_steps,
+            final_ratio,
+        };
+        schedule.validate()?;
+        Ok(schedule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_is_the_base_rate_everywhere() {
+        for step in [0, 5, 99, 1000] {
+            assert_eq!(LrSchedule::Constant.lr_at(1e-3, step, 100), 1e-3);
+        }
+    }
+
+    #[test]
+    fn warmup_cosine_hand_computed_points() {
+        let s = LrSchedule::WarmupCosine {
+            warmup_steps: 4,
+            final_ratio: 0.1,
+        };
+        // Warm-up: 1/4, 2/4, 3/4, 4/4 of the base rate.
+        let base = 2.0;
+        assert_eq!(s.lr_at(base, 0, 14), 0.5);
+        assert_eq!(s.lr_at(base, 1, 14), 1.0);
+        assert_eq!(s.lr_at(base, 3, 14), 2.0);
+        // Cosine over steps 4..14 (10 steps): 4 → base, 13 → final, the midpoint (8.5) would be
+        // halfway; step 9 is at progress 5/9.
+        assert_eq!(s.lr_at(base, 4, 14), 2.0);
+        assert!((s.lr_at(base, 13, 14) - 0.2).abs() < 1e-12);
+        let p: f64 = 5.0 / 9.0;
+        let want = base * (0.1 + 0.9 * 0.5 * (1.0 + (PI * p).cos()));
+        assert!((s.lr_at(base, 9, 14) - want).abs() < 1e-12);
+        // Past the plan: the final rate.
+        assert!((s.lr_at(base, 50, 14) - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn warmup_cosine_decreases_monotonically_after_warmup() {
+        let s = LrSchedule::WarmupCosine {
+            warmup_steps: 0,
+            final_ratio: 0.0,
+        };
+        let rates: Vec<f64> = (0..50).map(|i| s.lr_at(1.0, i, 50)).collect();
+        assert_eq!(rates[0], 1.0);
+        assert!(rates[49].abs() < 1e-12);
+        assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
+    }
+
+    #[test]
+    fn parses_and_displays() {
+        assert_eq!(
+            "constant".parse::<LrSchedule>().unwrap(),
+            LrSchedule::Constant
+        );
+        assert_eq!(
+            "cosine".parse::<LrSchedule>().unwrap(),
+            LrSchedule::WarmupCosine {
+                warmup_steps: 0,
+                final_ratio: 0.0
+            }
+        );
+        let s: LrSchedule = "Cosine:200:0.05".parse().unwrap();
+        assert_eq!(
+            s,
+            LrSchedule::WarmupCosine {
+                warmup_steps: 200,
+                final_ratio: 0.05
+            }
+        );
+        assert_eq!(s.to_string().parse::<LrSchedule>().unwrap(), s);
+        for bad in [
+            "",
+            "cos",
+            "cosine:x",
+            "cosine:10:2",
+            "cosine:1:0.5:3",
+            "linear",
+        ] {
+            assert!(bad.parse::<LrSchedule>().is_err(), "{bad}");
+        }
+    }
+}

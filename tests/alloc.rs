@@ -1,0 +1,42 @@
+//! The examples' allocator setting (`examples/common/alloc.rs`) sets mimalloc's purge delay and
+//! nothing else: the option number it uses is the one mimalloc reads as `purge_delay`.
+
+#[path = "../examples/common/alloc.rs"]
+mod alloc;
+
+use libmimalloc_sys::{mi_option_get, mi_option_use_numa_nodes};
+
+#[test]
+fn keep_freed_memory_sets_the_purge_delay_and_nothing_else() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        panic!("unset MIMALLOC_PURGE_DELAY to run this test: it checks mimalloc's default");
+    }
+    // SAFETY: reading options has no precondition.
+    let (before, numa_before) = unsafe {
+        (
+            mi_option_get(alloc::MI_OPTION_PURGE_DELAY),
+            mi_option_get(mi_option_use_numa_nodes),
+        )
+    };
+    // mimalloc v3's default purge delay (milliseconds); no other option defaults to 1000.
+    assert_eq!(
+        before,
+        1000,
+        "option {} is not purge_delay",
+        alloc::MI_OPTION_PURGE_DELAY
+    );
+    alloc::keep_freed_memory();
+    // SAFETY: as above.
+    let (after, numa_after) = unsafe {
+        (
+            mi_option_get(alloc::MI_OPTION_PURGE_DELAY),
+            mi_option_get(mi_option_use_numa_nodes),
+        )
+    };
+    assert_eq!(after, -1);
+    // Its neighbour in the option list is untouched.
+    assert_eq!(numa_after, numa_before);
+    // Allocation still works after the change.
+    let v: Vec<u64> = (0..1 << 20).collect();
+    assert_eq!(v.iter().sum::<u64>(), (1u64 << 20) * ((1 << 20) - 1) / 2);
+}

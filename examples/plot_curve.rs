@@ -6,8 +6,9 @@
 //! cargo run --release --example plot_curve -- --log "run a=/tmp/a.jsonl" --out docs/curve.png
 //! ```
 //!
-//! Each `--log` is `LABEL=PATH` (or just `PATH`, labelled by its file name). The x axis is the
-//! run's wall time in seconds (`--x seconds`, default) or the epoch (`--x epoch`). Text is drawn
+//! Each `--log` is `LABEL=PATH` (or just `PATH`, labelled by its file name; a path holding `=`
+//! needs a label). The x axis is the run's wall time in seconds (`--x seconds`, default) or the
+//! epoch (`--x epoch`); a resumed run restarts its clock, so plot resumed logs by epoch. Text is drawn
 //! with a TrueType font read from `--font` (DejaVu Sans on Debian by default).
 //!
 //! Ends with one JSON line: the output path and, per run, its points and best value.
@@ -50,11 +51,11 @@ struct Args {
     /// Plot title.
     #[arg(long, default_value = "Validation learning curve")]
     title: String,
-    /// Image width and height in pixels.
-    #[arg(long, default_value_t = 960)]
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 960, value_parser = clap::value_parser!(u32).range(64..))]
     width: u32,
     /// Image height in pixels.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(64..))]
     height: u32,
     /// TrueType font used for all text.
     #[arg(
@@ -74,7 +75,8 @@ struct Line {
 #[derive(Debug, Deserialize)]
 struct Record {
     epoch: usize,
-    valid_metric: f64,
+    /// `null` where the metric was not finite (serde_json writes NaN as `null`).
+    valid_metric: Option<f64>,
     metric: String,
     elapsed: f64,
 }
@@ -110,16 +112,19 @@ fn read_series(spec: &str, x: XAxis) -> Result<Series, AnyError> {
     }
     by_epoch.sort_by_key(|r| r.epoch);
     let metric = by_epoch[0].metric.clone();
-    let points = by_epoch
+    let points: Vec<(f64, f64)> = by_epoch
         .iter()
-        .map(|r| {
+        .filter_map(|r| {
             let xv = match x {
                 XAxis::Seconds => r.elapsed,
                 XAxis::Epoch => r.epoch as f64,
             };
-            (xv, r.valid_metric)
+            r.valid_metric.filter(|v| v.is_finite()).map(|v| (xv, v))
         })
         .collect();
+    if points.is_empty() {
+        return Err(format!("{}: no finite validation metric in the log", path.display()).into());
+    }
     Ok(Series {
         label,
         metric,

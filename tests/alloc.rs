@@ -9,7 +9,8 @@ use libmimalloc_sys::{mi_option_get, mi_option_use_numa_nodes};
 #[test]
 fn keep_freed_memory_sets_the_purge_delay_and_nothing_else() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        panic!("unset MIMALLOC_PURGE_DELAY to run this test: it checks mimalloc's default");
+        eprintln!("MIMALLOC_PURGE_DELAY is set: skipped (this test checks mimalloc's default)");
+        return;
     }
     // SAFETY: reading options has no precondition.
     let (before, numa_before) = unsafe {

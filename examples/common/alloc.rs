@@ -17,8 +17,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// both its v2 and v3 headers; the crate exports no constant for it). `tests/alloc.rs` checks it.
 pub const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Turns off mimalloc's purging of freed memory (`MIMALLOC_PURGE_DELAY=-1`).
+/// Turns off mimalloc's purging of freed memory (`MIMALLOC_PURGE_DELAY=-1`). Only the first call
+/// in a process does anything; make it before starting threads.
 pub fn keep_freed_memory() {
-    // SAFETY: `mi_option_set` only stores the value; mimalloc reads it on its next purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `mi_option_set` stores the value of a valid option number; it is not
+        // synchronised with other threads setting options, which `Once` rules out here and
+        // nothing else in these programs does.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+    });
 }

@@ -756,4 +756,22 @@ mod schedule_tests {
         };
         assert_eq!(c.lr_at(7, 3, 4), 0.25);
     }
+
+    /// A configuration saved before `lr_schedule` existed (no such key) loads as constant.
+    #[test]
+    fn a_config_without_a_schedule_loads_as_constant() {
+        let t = TrainConfig {
+            lr_schedule: LrSchedule::WarmupCosine {
+                warmup_steps: 3,
+                final_ratio: 0.5,
+            },
+            ..TrainConfig::default()
+        };
+        let mut json = serde_json::to_value(&t).unwrap();
+        let back: TrainConfig = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.lr_schedule, t.lr_schedule);
+        json.as_object_mut().unwrap().remove("lr_schedule").unwrap();
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.lr_schedule, LrSchedule::Constant);
+    }
 }

@@ -1,8 +1,9 @@
 //! Learning-rate schedules.
 //!
 //! A schedule is a pure function of the global step (`(epoch − 1) · steps_per_epoch + step`) and
-//! the planned number of steps (`epochs · steps_per_epoch`), so a resumed run follows exactly the
-//! rates of an uninterrupted one.
+//! the planned number of steps (`epochs · steps_per_epoch`), so a run resumed with the same
+//! `epochs` follows exactly the rates of an uninterrupted one. (Resuming with more epochs than
+//! planned stretches a cosine: the rate goes back up.)
 
 use std::f64::consts::PI;
 use std::fmt;
@@ -32,7 +33,8 @@ pub enum LrSchedule {
 impl LrSchedule {
     /// The rate at 0-based `step` of a run planned for `total_steps` steps, for base rate `base`.
     ///
-    /// Steps at or past `total_steps` get the final rate.
+    /// Steps at or past `total_steps` get the final rate (unless still warming up, when
+    /// `warmup_steps` exceeds the plan).
     pub fn lr_at(&self, base: f64, step: usize, total_steps: usize) -> f64 {
         match *self {
             LrSchedule::Constant => base,

@@ -67,7 +67,7 @@ impl NextItNetConfig {
             return bad("kernel_size must be positive".into());
         }
         if self.widest_padding().is_none_or(|p| p > MAX_CONV_PADDING) {
-            let d = self.dilations.iter().max().copied().unwrap_or(0);
+            let d = self.widest_dilation();
             return bad(format!(
                 "dilation {d} with kernel_size {} pads a convolution by more than {MAX_CONV_PADDING} positions",
                 self.kernel_size
@@ -98,11 +98,15 @@ impl NextItNetConfig {
     /// Padding of the widest convolution, `(k−1)·2d` for the largest block dilation `d` (the
     /// block's second convolution); `None` if it overflows `usize`.
     pub fn widest_padding(&self) -> Option<usize> {
-        let widest = self.dilations.iter().copied().max().unwrap_or(0);
         self.kernel_size
             .saturating_sub(1)
             .checked_mul(2)?
-            .checked_mul(widest)
+            .checked_mul(self.widest_dilation())
+    }
+
+    /// The largest block dilation (0 without blocks).
+    pub fn widest_dilation(&self) -> usize {
+        self.dilations.iter().copied().max().unwrap_or(0)
     }
 
     /// Number of positions one output sees: `1 + (k−1)·Σ conv dilations` (both sides together

@@ -128,7 +128,7 @@ impl TrainConfig {
 /// receptive field is allowed but returns a warning: the network then never sees a history as
 /// long as it could use.
 pub fn check_lengths(max_len: usize, config: &NextItNetConfig) -> Result<Option<String>> {
-    let widest = config.dilations.iter().copied().max().unwrap_or(0);
+    let widest = config.widest_dilation();
     let padding = config.widest_padding().unwrap_or(usize::MAX);
     if max_len < padding {
         return Err(TrainError::Config(format!(
@@ -724,11 +724,6 @@ mod tests {
         assert_eq!(w.last().unwrap()[0], 4);
         assert_eq!(training_windows(&[s], 5, false).len(), 1);
     }
-}
-
-#[cfg(test)]
-mod schedule_tests {
-    use super::*;
 
     /// The loops count steps across epochs: step `s` of epoch `e` is global step
     /// `(e − 1) · steps_per_epoch + s` of a plan of `epochs · steps_per_epoch` steps.

@@ -13,7 +13,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, ops::PadMode, Tensor};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use crate::init::{tn_param, zeros_param, DEFAULT_INIT_STD};
 
@@ -94,38 +94,77 @@ impl<B: Backend> DilatedConv1d<B> {
     /// - input: `[batch, length, channels_in]`
     /// - output: `[batch, length, channels_out]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, length, _] = x.dims();
+        let [batch, length, channels] = x.dims();
         let k = self.kernel_size;
         if k == 1 {
-            return self.linear.forward(x);
+            return linear_rows(&self.linear, x);
         }
         let total = self.padding();
-        let (left, right) = if self.causal {
-            (total, 0)
-        } else {
-            (total / 2, total - total / 2)
-        };
-        let padded = pad_length(x, left, right);
-        let taps: Vec<Tensor<B, 3>> = (0..k)
-            .map(|j| padded.clone().narrow(1, j * self.dilation, length))
-            .collect();
-        self.linear.forward(Tensor::cat(taps, 2))
+        // Causal: all padding on the left; centred: half (rounded down) on the left.
+        let left = if self.causal { total } else { total / 2 };
+        let device = x.device();
+        // One gather builds the `[B, L, k·C]` tap matrix: row `(b, t, j)` of the gathered
+        // `[B·L·k, C]` matrix is input row `b·L + t + j·d − left` when that position lies in the
+        // sequence, else an appended zero row; reshaping puts tap `j` of position `t` at
+        // channels `j·C..(j+1)·C`. The backward pass is one scatter-add into a contiguous
+        // gradient (`narrow` taps + `cat` cost a zero-filled buffer per tap, and a padded
+        // tensor hands back a strided gradient).
+        let rows = Tensor::cat(
+            vec![
+                x.reshape([batch * length, channels]),
+                Tensor::zeros([1, channels], &device),
+            ],
+            0,
+        );
+        let index = tap_index(batch, length, left, k, self.dilation);
+        let index =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(index, [batch * length * k]), &device);
+        let taps = rows.select(0, index).reshape([batch, length, k * channels]);
+        linear_rows(&self.linear, taps)
     }
 }
 
-/// Zero-pads the length axis (dim 1) of `[B, L, C]`.
-fn pad_length<B: Backend>(x: Tensor<B, 3>, left: usize, right: usize) -> Tensor<B, 3> {
-    if left == 0 && right == 0 {
-        return x;
+/// `linear` applied to every row of `[batch, length, d_in]` as one `[batch·length, d_in]` matrix
+/// product.
+///
+/// Burn 0.21's `Linear::forward` on a rank-3 input runs a broadcast *batched* matmul: one small
+/// `[length, d_in]·[d_in, d_out]` product per sequence (the weight packed again for each), and in
+/// the backward pass one `[d_in, d_out]` weight gradient per sequence, summed afterwards (a
+/// `[batch, d_in, d_out]` temporary). Folding the batch into the rows makes each of the three
+/// products a single large matrix product. The result is the same function.
+///
+/// # Shapes
+/// - input: `[batch, length, d_in]`
+/// - output: `[batch, length, d_out]`
+pub fn linear_rows<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, length, d_in] = x.dims();
+    let d_out = linear.weight.dims()[1];
+    linear
+        .forward(x.reshape([batch * length, d_in]))
+        .reshape([batch, length, d_out])
+}
+
+/// Row indices of the tap gather over the `[batch·length + 1, C]` input rows (the last row is
+/// zeros): for sequence `b`, position `t` and tap `j`, row `b·length + t + j·dilation − left`
+/// when `0 ≤ t + j·dilation − left < length`, else the zero row `batch·length`.
+fn tap_index(batch: usize, length: usize, left: usize, k: usize, dilation: usize) -> Vec<i64> {
+    let zero_row = (batch * length) as i64;
+    let mut index = Vec::with_capacity(batch * length * k);
+    for b in 0..batch {
+        for t in 0..length {
+            for j in 0..k {
+                let source = (t + j * dilation).checked_sub(left).filter(|&s| s < length);
+                index.push(source.map_or(zero_row, |s| (b * length + s) as i64));
+            }
+        }
     }
-    x.pad([(left, right), (0, 0)], PadMode::Constant(0.0))
+    index
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use burn::tensor::TensorData;
 
     type B = NdArray<f32>;
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::backbone::{NextItNet, NextItNetConfig};
 use crate::block::Insertion;
 use crate::error::{ModelError, Result as ModelResult};
-use crate::fused::linear_cross_entropy;
+use crate::fused::{linear_cross_entropy, table_cross_entropy};
 use crate::head::{HeadKind, TaskHead};
 use crate::loss::{bce_negatives_loss, cross_entropy, LossOutput};
 use crate::patch::{ModelPatchConfig, PatchInit};
@@ -375,9 +375,7 @@ impl<B: AutodiffBackend> FineTuneModel<B> {
                 linear.bias.as_ref().map(|b| b.val()),
                 labels,
             ),
-            TaskHead::TargetItems(table) => {
-                linear_cross_entropy(user, table.weight.val().transpose(), None, labels)
-            }
+            TaskHead::TargetItems(table) => table_cross_entropy(user, table.weight.val(), labels),
         };
         LossOutput { loss, count }
     }

@@ -42,6 +42,43 @@ pub fn linear_cross_entropy<B: AutodiffBackend>(
     linear_cross_entropy_in_chunks(input, weight, bias, targets, CHUNK_ELEMENTS)
 }
 
+/// Mean softmax cross-entropy of `input·tableᵀ` against `targets`: [`linear_cross_entropy`] for
+/// a weight stored as rows, one per class (an item-embedding table), without a bias.
+///
+/// Passing `table.transpose()` to [`linear_cross_entropy`] computes the same thing, but every
+/// whole-table pass then walks a transposed (strided) view: a copy of the table to pick the
+/// target columns, and the gradient built in `[C, V]` and transposed back. Here the target rows
+/// are picked directly and the table's gradient is built in its own layout.
+///
+/// # Shapes
+/// - input: `[n, C]`
+/// - table: `[V, C]`
+/// - targets: `[n]`, each in `0..V`
+/// - output: `[1]`
+pub fn table_cross_entropy<B: AutodiffBackend>(
+    input: Tensor<B, 2>,
+    table: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
+    fused_in_chunks(
+        input,
+        table,
+        WeightLayout::Rows,
+        None,
+        targets,
+        CHUNK_ELEMENTS,
+    )
+}
+
+/// How the class weights of a fused cross-entropy are stored.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WeightLayout {
+    /// `[C, V]`: one column per class (a `Linear` weight).
+    Columns,
+    /// `[V, C]`: one row per class (an embedding table).
+    Rows,
+}
+
 /// [`linear_cross_entropy`] with at most `chunk_elements` logits (`rows × V`, at least one row)
 /// alive at a time.
 ///
@@ -54,10 +91,37 @@ pub fn linear_cross_entropy_in_chunks<B: AutodiffBackend>(
     targets: Tensor<B, 1, Int>,
     chunk_elements: usize,
 ) -> Tensor<B, 1> {
+    fused_in_chunks(
+        input,
+        weight,
+        WeightLayout::Columns,
+        bias,
+        targets,
+        chunk_elements,
+    )
+}
+
+/// The fused loss for either weight layout (`weight` is `[C, V]` or `[V, C]`, see `layout`).
+fn fused_in_chunks<B: AutodiffBackend>(
+    input: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    layout: WeightLayout,
+    bias: Option<Tensor<B, 1>>,
+    targets: Tensor<B, 1, Int>,
+    chunk_elements: usize,
+) -> Tensor<B, 1> {
     let [n, _] = input.dims();
-    let v = weight.dims()[1];
+    let v = match layout {
+        WeightLayout::Columns => weight.dims()[1],
+        WeightLayout::Rows => weight.dims()[0],
+    };
     let x = input.clone().inner();
     let w = weight.clone().inner();
+    // `[C, V]` for the logits product, a view in either layout.
+    let w_cv = match layout {
+        WeightLayout::Columns => w.clone(),
+        WeightLayout::Rows => w.clone().transpose(),
+    };
     let b = bias.as_ref().map(|b| b.clone().inner().reshape([1, v]));
     let t = targets.inner();
     let inner_device = x.device();
@@ -71,7 +135,11 @@ pub fn linear_cross_entropy_in_chunks<B: AutodiffBackend>(
     // G = P/n − onehot/n. The P/n part is dense; the onehot part touches one column per row and
     // is applied below as row corrections (−W[:, t]ᵀ/n to ∂x, −x/n to column t of ∂W, −1/n to
     // b[t]), which avoids a gather and a scatter that copy the whole `[rows, V]` buffer on ndarray.
-    let w_t = w.clone().select(1, t.clone()).transpose(); // [n, C]: column t_i of W per row
+    // [n, C]: the weights of class t_i per row.
+    let w_t = match layout {
+        WeightLayout::Columns => w.clone().select(1, t.clone()).transpose(),
+        WeightLayout::Rows => w.clone().select(0, t.clone()),
+    };
     let mut picked_sum = (x.clone() * w_t.clone()).sum();
     if let Some(b) = &b {
         picked_sum = picked_sum + b.clone().reshape([v]).select(0, t.clone()).sum();
@@ -79,7 +147,7 @@ pub fn linear_cross_entropy_in_chunks<B: AutodiffBackend>(
     for start in (0..n).step_by(rows) {
         let len = rows.min(n - start);
         let xc = x.clone().narrow(0, start, len);
-        let mut logits = xc.clone().matmul(w.clone());
+        let mut logits = xc.clone().matmul(w_cv.clone());
         if let Some(b) = &b {
             logits = logits + b.clone();
         }
@@ -88,8 +156,11 @@ pub fn linear_cross_entropy_in_chunks<B: AutodiffBackend>(
         let sum = exp.clone().sum_dim(1);
         loss_sum = loss_sum + (sum.clone().log() + max).sum();
         let g = (exp / sum).mul_scalar(scale);
-        grad_x.push(g.clone().matmul(w.clone().transpose()));
-        let gw = xc.transpose().matmul(g.clone());
+        grad_x.push(g.clone().matmul(w_cv.clone().transpose()));
+        let gw = match layout {
+            WeightLayout::Columns => xc.transpose().matmul(g.clone()),
+            WeightLayout::Rows => g.clone().transpose().matmul(xc),
+        };
         grad_w = Some(match grad_w {
             Some(acc) => acc + gw,
             None => gw,
@@ -110,8 +181,11 @@ pub fn linear_cross_entropy_in_chunks<B: AutodiffBackend>(
     let grad_x = Tensor::cat(grad_x, 0) - w_t.mul_scalar(scale);
     let grad_x = Tensor::<B, 2>::from_inner(grad_x);
     let onehot_w = Tensor::<B::InnerBackend, 2>::zeros([v, x.dims()[1]], &inner_device)
-        .select_assign(0, t.clone(), x.mul_scalar(scale), IndexingUpdateOp::Add)
-        .transpose();
+        .select_assign(0, t.clone(), x.mul_scalar(scale), IndexingUpdateOp::Add);
+    let onehot_w = match layout {
+        WeightLayout::Columns => onehot_w.transpose(),
+        WeightLayout::Rows => onehot_w,
+    };
     let grad_w = Tensor::<B, 2>::from_inner(grad_w.expect("at least one chunk") - onehot_w);
     let mut surrogate = (input * grad_x).sum() + (weight * grad_w).sum();
     if let (Some(bias), Some(gb)) = (bias, grad_b) {
@@ -192,5 +266,50 @@ mod tests {
         check(13, 5, 9, 0.5, 36);
         // Fewer logits than one row: one row per chunk.
         check(3, 4, 9, 1.0, 1);
+    }
+
+    /// The row layout (`[V, C]` table, no bias) against `cross_entropy(x·tableᵀ)`, in one chunk
+    /// and across chunks, with repeated targets and an upstream scale.
+    #[test]
+    fn table_layout_matches_autodiff_cross_entropy() {
+        let d = Default::default();
+        let (n, c, v) = (11, 4, 7);
+        let x0 = Tensor::<NdArray<f32>, 2>::random([n, c], Distribution::Normal(0.0, 1.0), &d);
+        let e0 = Tensor::<NdArray<f32>, 2>::random([v, c], Distribution::Normal(0.0, 1.0), &d);
+        // Targets 0, 3, 6, 2, 5, 1, 4, 0, ...: every class, some twice.
+        let t: Vec<i64> = (0..n).map(|i| ((i * 3) % v) as i64).collect();
+        let t = Tensor::<B, 1, Int>::from_data(TensorData::new(t, [n]), &d);
+        let run = |chunk: Option<usize>| {
+            let x = Tensor::<B, 2>::from_inner(x0.clone()).require_grad();
+            let e = Tensor::<B, 2>::from_inner(e0.clone()).require_grad();
+            let loss = match chunk {
+                None => cross_entropy(x.clone().matmul(e.clone().transpose()), t.clone()),
+                Some(CHUNK_ELEMENTS) => table_cross_entropy(x.clone(), e.clone(), t.clone()),
+                Some(chunk) => fused_in_chunks(
+                    x.clone(),
+                    e.clone(),
+                    WeightLayout::Rows,
+                    None,
+                    t.clone(),
+                    chunk,
+                ),
+            };
+            let value = loss.clone().into_scalar();
+            let grads = loss.mul_scalar(2.5).backward();
+            (value, x.grad(&grads).unwrap(), e.grad(&grads).unwrap())
+        };
+        let (lr, xr, er) = run(None);
+        for chunk in [CHUNK_ELEMENTS, 3 * v, 1] {
+            let (lf, xf, ef) = run(Some(chunk));
+            assert!((lf - lr).abs() < 1e-4, "chunk {chunk}: loss {lf} vs {lr}");
+            assert!(
+                max_abs_diff(xf, xr.clone()) < 1e-5,
+                "chunk {chunk}: input gradient"
+            );
+            assert!(
+                max_abs_diff(ef, er.clone()) < 1e-5,
+                "chunk {chunk}: table gradient"
+            );
+        }
     }
 }

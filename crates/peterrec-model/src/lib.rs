@@ -55,7 +55,7 @@ pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
 pub use conv::{DilatedConv1d, DilatedConv1dConfig};
 pub use error::{ModelError, Result};
 pub use finetune::{FineTuneConfig, FineTuneModel, Strategy, TaskMeta};
-pub use fused::linear_cross_entropy;
+pub use fused::{linear_cross_entropy, table_cross_entropy};
 pub use head::{HeadKind, SoftmaxHead, SoftmaxHeadConfig, TaskHead};
 pub use interchange::{
     export_backbone, export_pretrained, export_task, import_backbone, import_pretrained,

@@ -3,9 +3,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{activation::gelu_approximate, backend::Backend, Tensor};
+use burn::tensor::{activation::sigmoid, backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::conv::linear_rows;
 use crate::init::{tn_param, zeros_param};
 
 /// How the up-projection of a fresh patch is initialised.
@@ -93,7 +94,7 @@ impl<B: Backend> ModelPatch<B> {
     /// - input: `[batch, length, C]`
     /// - output: `[batch, length, C]`
     pub fn delta(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.up.forward(gelu_approximate(self.down.forward(x)))
+        linear_rows(&self.up, gelu_tanh(linear_rows(&self.down, x)))
     }
 
     /// The patch, `x + delta(x)`.
@@ -103,5 +104,77 @@ impl<B: Backend> ModelPatch<B> {
     /// - output: `[batch, length, C]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         x.clone() + self.delta(x)
+    }
+}
+
+/// GELU in its tanh form, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as the equal
+/// `x·σ(x·(2√(2/π) + 2√(2/π)·0.044715·x²))` (since `(1 + tanh(y))/2 = σ(2y)`).
+///
+/// Burn's `gelu_approximate` records eight element-wise ops, among them `powf` and `tanh` (scalar
+/// libm calls per element, and `tanh`'s backward is three more ops); this form records six, with
+/// one fused sigmoid whose backward is a single op.
+///
+/// # Shapes
+/// - input: any
+/// - output: same as the input
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    // 2·√(2/π), and that times 0.044715.
+    const LINEAR: f64 = 2.0 * 0.797_884_560_802_865_4;
+    const CUBIC: f64 = LINEAR * 0.044715;
+    let square = x.clone() * x.clone();
+    let z = (square * CUBIC + LINEAR) * x.clone();
+    x * sigmoid(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::{activation::gelu_approximate, TensorData};
+
+    type A = Autodiff<NdArray<f32>>;
+
+    /// The sigmoid form agrees with Burn's tanh GELU in value and gradient, over a range that
+    /// covers both tails (where `tanh` and `σ` saturate) and zero.
+    #[test]
+    fn gelu_tanh_matches_burns_gelu_approximate_in_value_and_gradient() {
+        let device = Default::default();
+        let values: Vec<f32> = (-80..=80).map(|i| i as f32 * 0.1).collect();
+        let n = values.len();
+        let run = |f: fn(Tensor<A, 1>) -> Tensor<A, 1>| {
+            let x = Tensor::<A, 1>::from_data(TensorData::new(values.clone(), [n]), &device)
+                .require_grad();
+            let y = f(x.clone());
+            // A non-uniform upstream gradient, so each element's derivative is checked.
+            let weights = Tensor::<A, 1>::from_data(
+                TensorData::new((0..n).map(|i| 1.0 + i as f32 / n as f32).collect(), [n]),
+                &device,
+            );
+            let grads = (y.clone() * weights).sum().backward();
+            let dx: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            let y: Vec<f32> = y.into_data().to_vec().unwrap();
+            (y, dx)
+        };
+        let (y_ours, dx_ours) = run(gelu_tanh);
+        let (y_burn, dx_burn) = run(gelu_approximate);
+        for i in 0..n {
+            assert!(
+                (y_ours[i] - y_burn[i]).abs() < 2e-6,
+                "value at {}: {} vs {}",
+                values[i],
+                y_ours[i],
+                y_burn[i]
+            );
+            assert!(
+                (dx_ours[i] - dx_burn[i]).abs() < 2e-5,
+                "gradient at {}: {} vs {}",
+                values[i],
+                dx_ours[i],
+                dx_burn[i]
+            );
+        }
+        // GELU(−8) is a tiny negative number, GELU(8) is 8: both forms must keep that.
+        assert!(y_ours[0] <= 0.0 && y_ours[0] > -1e-6);
+        assert!((y_ours[n - 1] - 8.0).abs() < 1e-5);
     }
 }

@@ -217,9 +217,16 @@ mod tests {
         let x: Vec<f32> = (0..b * l * c)
             .map(|i| ((i * 7 % 11) as f32) - 5.0)
             .collect();
-        for causal in [true, false] {
-            for d in [1, 2, 4] {
+        // d = 8 pads 16 > L = 9 (every tap but one out of the sequence); k = 2 splits a centred
+        // padding unevenly; k = 1 is the plain per-position product.
+        for (k, causal, d) in [1, 2, 3]
+            .into_iter()
+            .flat_map(|k| [true, false].map(|causal| (k, causal)))
+            .flat_map(|(k, causal)| [1, 2, 4, 8].map(|d| (k, causal, d)))
+        {
+            {
                 let conv = DilatedConv1dConfig::new(c, 4)
+                    .with_kernel_size(k)
                     .with_dilation(d)
                     .with_causal(causal)
                     .with_init_std(0.5)
@@ -229,8 +236,58 @@ mod tests {
                 let got: Vec<f32> = conv.forward(input).into_data().to_vec().unwrap();
                 let want = reference(&conv, &x, b, l, c);
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() < 1e-4, "causal={causal} d={d}: {g} vs {w}");
+                    assert!(
+                        (g - w).abs() < 1e-4,
+                        "k={k} causal={causal} d={d}: {g} vs {w}"
+                    );
                 }
+            }
+        }
+    }
+
+    /// The gathered taps have the gradients of the pad + `narrow` + `cat` formulation they
+    /// replaced (input and weight), causal and centred, including taps outside the sequence.
+    #[test]
+    fn gathered_taps_have_the_gradients_of_pad_narrow_cat() {
+        use burn::backend::Autodiff;
+        use burn::tensor::{ops::PadMode, Distribution};
+        type A = Autodiff<B>;
+        let device = Default::default();
+        let (b, l, c) = (2, 7, 3);
+        let x0 = Tensor::<B, 3>::random([b, l, c], Distribution::Normal(0.0, 1.0), &device);
+        let up = Tensor::<B, 3>::random([b, l, 4], Distribution::Normal(0.0, 1.0), &device);
+        for causal in [true, false] {
+            for d in [1, 3, 8] {
+                let conv = DilatedConv1dConfig::new(c, 4)
+                    .with_dilation(d)
+                    .with_causal(causal)
+                    .with_init_std(0.5)
+                    .init::<A>(&device);
+                let run = |gathered: bool| {
+                    let x = Tensor::<A, 3>::from_inner(x0.clone()).require_grad();
+                    let y = if gathered {
+                        conv.forward(x.clone())
+                    } else {
+                        let total = conv.padding();
+                        let left = if causal { total } else { total / 2 };
+                        let padded = x
+                            .clone()
+                            .pad([(left, total - left), (0, 0)], PadMode::Constant(0.0));
+                        let taps: Vec<_> =
+                            (0..3).map(|j| padded.clone().narrow(1, j * d, l)).collect();
+                        conv.linear.forward(Tensor::cat(taps, 2))
+                    };
+                    let grads = (y * Tensor::from_inner(up.clone())).sum().backward();
+                    (
+                        x.grad(&grads).unwrap(),
+                        conv.linear.weight.val().grad(&grads).unwrap(),
+                    )
+                };
+                let (xg, wg) = run(true);
+                let (xr, wr) = run(false);
+                let dx = (xg - xr).abs().max().into_scalar();
+                let dw = (wg - wr).abs().max().into_scalar();
+                assert!(dx < 1e-4 && dw < 1e-4, "causal={causal} d={d}: {dx} {dw}");
             }
         }
     }

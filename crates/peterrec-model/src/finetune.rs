@@ -354,7 +354,8 @@ impl<B: Backend> FineTuneModel<B> {
 
 impl<B: AutodiffBackend> FineTuneModel<B> {
     /// The softmax training loss: the value of [`FineTuneModel::softmax_loss`], with the head and
-    /// its softmax cross-entropy fused ([`linear_cross_entropy`]): the `[batch, outputs]` scores
+    /// its softmax cross-entropy fused ([`linear_cross_entropy`] for a classifier,
+    /// [`table_cross_entropy`] for an item table): the `[batch, outputs]` scores
     /// never enter the autodiff graph, and the gradient is the analytic one. Unlike the op-by-op
     /// loss (whose backward pass on Burn 0.21 differs between identical runs in the last bits),
     /// it is bitwise reproducible on the ndarray backend. The fine-tuning loop uses this one.

@@ -12,8 +12,9 @@
 //! them to the autodiff graph through a *surrogate*: `Σ x⊙∂x + Σ W⊙∂W + Σ b⊙∂b`, whose
 //! gradient with respect to `x`, `W` and `b` is exactly those tensors. The returned scalar is
 //! `surrogate − detach(surrogate) + loss`: its value is the loss, its gradient the loss's
-//! gradient, for any upstream scale. The autodiff graph holds only `[n, C]` and `[C, V]`
-//! tensors, never an `[n, V]` one.
+//! gradient, for any upstream scale. The autodiff graph holds only `[n, C]` tensors and tensors
+//! shaped as the weight (`[C, V]`, or `[V, C]` for [`table_cross_entropy`]), never an `[n, V]`
+//! one.
 
 use burn::tensor::{backend::AutodiffBackend, IndexingUpdateOp, Int, Tensor};
 
@@ -132,9 +133,10 @@ fn fused_in_chunks<B: AutodiffBackend>(
     let mut grad_w: Option<Tensor<B::InnerBackend, 2>> = None;
     let mut grad_b: Option<Tensor<B::InnerBackend, 2>> = None;
     let mut loss_sum = Tensor::<B::InnerBackend, 1>::zeros([1], &inner_device);
-    // G = P/n − onehot/n. The P/n part is dense; the onehot part touches one column per row and
-    // is applied below as row corrections (−W[:, t]ᵀ/n to ∂x, −x/n to column t of ∂W, −1/n to
-    // b[t]), which avoids a gather and a scatter that copy the whole `[rows, V]` buffer on ndarray.
+    // G = P/n − onehot/n. The P/n part is dense; the onehot part touches one class per row and
+    // is applied below as row corrections (−(weights of class t)/n to ∂x, −x/n to the weights of
+    // class t in ∂W — a column of `[C, V]`, a row of `[V, C]` — and −1/n to b[t]), which avoids
+    // a gather and a scatter that copy the whole `[rows, V]` buffer on ndarray.
     // [n, C]: the weights of class t_i per row.
     let w_t = match layout {
         WeightLayout::Columns => w.clone().select(1, t.clone()).transpose(),

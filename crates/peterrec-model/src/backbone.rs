@@ -3,12 +3,13 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Embedding;
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use crate::block::{Insertion, ResidualBlock, ResidualBlockConfig};
 use crate::error::{ModelError, Result as ModelResult};
 use crate::init::tn_param;
 use crate::patch::ModelPatchConfig;
+use crate::positions::PositionPlan;
 
 /// Largest padding `(k−1)·2d` that a configuration may give a convolution: about a million
 /// positions, far beyond any real sequence, so that a (checksummed but hostile) backbone file
@@ -179,11 +180,75 @@ impl<B: Backend> NextItNet<B> {
     /// - tokens: `[batch, length]`
     /// - output: `[batch, length, C]`
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let mut x = self.embedding.forward(tokens);
-        for block in &self.blocks {
-            x = block.forward(x);
+        let length = tokens.dims()[1];
+        let all: Vec<usize> = (0..length).collect();
+        self.forward_planned(tokens, &self.plan(length, &all))
+    }
+
+    /// Hidden states at the requested positions only, computing in every layer just the
+    /// positions they depend on ([`crate::positions`]); equal to `forward` at those positions.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, length]`
+    /// - output: `[batch, positions.len(), C]`
+    ///
+    /// # Panics
+    /// If `positions` is not strictly increasing or reaches `length`.
+    pub fn forward_at(&self, tokens: Tensor<B, 2, Int>, positions: &[usize]) -> Tensor<B, 3> {
+        let length = tokens.dims()[1];
+        self.forward_planned(tokens, &self.plan(length, positions))
+    }
+
+    /// The positions every block computes for the sorted, distinct `outputs` of a
+    /// `length`-position sequence.
+    ///
+    /// # Panics
+    /// If `outputs` is not strictly increasing or reaches `length`.
+    pub fn plan(&self, length: usize, outputs: &[usize]) -> PositionPlan {
+        let geometries: Vec<_> = self
+            .blocks
+            .iter()
+            .map(|b| (b.conv1.geometry(), b.conv2.geometry()))
+            .collect();
+        PositionPlan::new(&geometries, length, outputs)
+    }
+
+    /// Runs the backbone on the positions of `plan` (built by [`NextItNet::plan`] for this
+    /// backbone and the tokens' length).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, plan.length]`
+    /// - output: `[batch, plan.outputs().len(), C]`
+    pub fn forward_planned(&self, tokens: Tensor<B, 2, Int>, plan: &PositionPlan) -> Tensor<B, 3> {
+        let mut x = self.embed_planned(tokens, plan);
+        for (block, block_plan) in self.blocks.iter().zip(&plan.blocks) {
+            x = block.forward_planned(x, block_plan);
         }
         x
+    }
+
+    /// The embeddings of the tokens at `plan.input`: the first block's compact input.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, plan.length]`
+    /// - output: `[batch, plan.input.len(), C]`
+    ///
+    /// # Panics
+    /// If the tokens' length is not the plan's.
+    pub fn embed_planned(&self, tokens: Tensor<B, 2, Int>, plan: &PositionPlan) -> Tensor<B, 3> {
+        let [_, length] = tokens.dims();
+        assert_eq!(length, plan.length, "the plan was built for another length");
+        let tokens = if plan.input.len() == length {
+            tokens
+        } else {
+            let index: Vec<i64> = plan.input.iter().map(|&p| p as i64).collect();
+            let index = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(index, [plan.input.len()]),
+                &tokens.device(),
+            );
+            tokens.select(1, index)
+        };
+        self.embedding.forward(tokens)
     }
 
     /// Channels `C`.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv::{DilatedConv1d, DilatedConv1dConfig};
 use crate::patch::{ModelPatch, ModelPatchConfig};
+use crate::positions::BlockPlan;
 
 /// Where model patches are inserted in a residual block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,21 +155,42 @@ impl<B: Backend> ResidualBlock<B> {
     /// - input: `[batch, length, C]`
     /// - output: `[batch, length, C]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.conv1.forward(x.clone());
+        let length = x.dims()[1];
+        self.forward_planned(x, &self.plan(length, (0..length).collect()))
+    }
+
+    /// The positions this block computes for the sorted `output` positions of a
+    /// `length`-position sequence ([`crate::positions`]).
+    pub fn plan(&self, length: usize, output: Vec<usize>) -> BlockPlan {
+        BlockPlan::new(self.conv1.geometry(), self.conv2.geometry(), length, output)
+    }
+
+    /// Applies the block to a compact input (the rows of `plan.input`), computing its output at
+    /// `plan.output` only.
+    ///
+    /// # Shapes
+    /// - input: `[batch, plan.input.len(), C]`
+    /// - output: `[batch, plan.output.len(), C]`
+    pub fn forward_planned(&self, x: Tensor<B, 3>, plan: &BlockPlan) -> Tensor<B, 3> {
+        let h = self.conv1.forward_planned(x.clone(), &plan.conv1);
         let h = match &self.mp1 {
-            Some(mp) if self.parallel && self.parallel_adds_input => h + mp.forward(x.clone()),
-            Some(mp) if self.parallel => h + mp.delta(x.clone()),
+            Some(mp) if self.parallel && self.parallel_adds_input => {
+                h + mp.forward(plan.input_to_middle.apply(x.clone()))
+            }
+            Some(mp) if self.parallel => h + mp.delta(plan.input_to_middle.apply(x.clone())),
             Some(mp) => mp.forward(h),
             None => h,
         };
         let h = relu(self.ln1.forward(h));
-        let h2 = self.conv2.forward(h.clone());
+        let h2 = self.conv2.forward_planned(h.clone(), &plan.conv2);
         let h2 = match &self.mp2 {
-            Some(mp) if self.parallel && self.parallel_adds_input => h2 + mp.forward(h),
-            Some(mp) if self.parallel => h2 + mp.delta(h),
+            Some(mp) if self.parallel && self.parallel_adds_input => {
+                h2 + mp.forward(plan.middle_to_output.apply(h))
+            }
+            Some(mp) if self.parallel => h2 + mp.delta(plan.middle_to_output.apply(h)),
             Some(mp) => mp.forward(h2),
             None => h2,
         };
-        x + relu(self.ln2.forward(h2))
+        plan.input_to_output.apply(x) + relu(self.ln2.forward(h2))
     }
 }

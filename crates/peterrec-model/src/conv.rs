@@ -19,6 +19,7 @@ use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use crate::init::{tn_param, zeros_param, DEFAULT_INIT_STD};
+use crate::positions::{ConvGeometry, TapPlan};
 
 /// Configuration of a [`DilatedConv1d`].
 #[derive(Config, Debug)]
@@ -91,38 +92,70 @@ impl<B: Backend> DilatedConv1d<B> {
         (self.kernel_size - 1) * self.dilation
     }
 
+    /// Padding on the left: output `t` reads input `t + j·d − left` (all of the padding when
+    /// causal, half of it rounded down when centred).
+    pub fn left_padding(&self) -> usize {
+        let total = self.padding();
+        if self.causal {
+            total
+        } else {
+            total / 2
+        }
+    }
+
+    /// Where this convolution reads its taps.
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            kernel_size: self.kernel_size,
+            dilation: self.dilation,
+            left: self.left_padding(),
+        }
+    }
+
     /// Applies the convolution.
     ///
     /// # Shapes
     /// - input: `[batch, length, channels_in]`
     /// - output: `[batch, length, channels_out]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, length, channels] = x.dims();
-        let k = self.kernel_size;
-        if k == 1 {
+        let length = x.dims()[1];
+        let all: Vec<usize> = (0..length).collect();
+        self.forward_planned(x, &TapPlan::new(&all, &all, length, self.geometry()))
+    }
+
+    /// Applies the convolution to a compact input (the rows of chosen positions), computing
+    /// the outputs of the plan's positions only ([`crate::positions`]).
+    ///
+    /// # Shapes
+    /// - input: `[batch, plan.inputs(), channels_in]`
+    /// - output: `[batch, plan.outputs(), channels_out]`
+    pub fn forward_planned(&self, x: Tensor<B, 3>, plan: &TapPlan) -> Tensor<B, 3> {
+        if plan.is_identity() {
             return linear_rows(&self.linear, x);
         }
-        let total = self.padding();
-        // Causal: all padding on the left; centred: half (rounded down) on the left.
-        let left = if self.causal { total } else { total / 2 };
+        let [batch, inputs, channels] = x.dims();
+        let (outputs, k) = (plan.outputs(), plan.kernel_size());
         let device = x.device();
-        // One gather builds the `[B, L, k·C]` tap matrix: row `(b, t, j)` of the gathered
-        // `[B·L·k, C]` matrix is input row `b·L + t + j·d − left` when that position lies in the
-        // sequence, else an appended zero row; reshaping puts tap `j` of position `t` at
-        // channels `j·C..(j+1)·C`. The backward pass is one scatter-add into a contiguous
-        // gradient (`narrow` taps + `cat` cost a zero-filled buffer per tap, and a padded
-        // tensor hands back a strided gradient).
+        // One gather builds the `[B, outputs, k·C]` tap matrix: row `(b, o, j)` of the gathered
+        // `[B·outputs·k, C]` matrix is the input row of tap `j` of output `o` of sequence `b`
+        // (at position `t + j·d − left`) when that position lies in the sequence, else an
+        // appended zero row; reshaping puts tap `j` at channels `j·C..(j+1)·C`. The backward
+        // pass is one scatter-add into a contiguous gradient (`narrow` taps + `cat` cost a
+        // zero-filled buffer per tap, and a padded tensor hands back a strided gradient).
         let rows = Tensor::cat(
             vec![
-                x.reshape([batch * length, channels]),
+                x.reshape([batch * inputs, channels]),
                 Tensor::zeros([1, channels], &device),
             ],
             0,
         );
-        let index = tap_index(batch, length, left, k, self.dilation);
-        let index =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(index, [batch * length * k]), &device);
-        let taps = rows.select(0, index).reshape([batch, length, k * channels]);
+        let index = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(plan.row_index(batch), [batch * outputs * k]),
+            &device,
+        );
+        let taps = rows
+            .select(0, index)
+            .reshape([batch, outputs, k * channels]);
         linear_rows(&self.linear, taps)
     }
 }
@@ -145,23 +178,6 @@ pub fn linear_rows<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B,
     linear
         .forward(x.reshape([batch * length, d_in]))
         .reshape([batch, length, d_out])
-}
-
-/// Row indices of the tap gather over the `[batch·length + 1, C]` input rows (the last row is
-/// zeros): for sequence `b`, position `t` and tap `j`, row `b·length + t + j·dilation − left`
-/// when `0 ≤ t + j·dilation − left < length`, else the zero row `batch·length`.
-fn tap_index(batch: usize, length: usize, left: usize, k: usize, dilation: usize) -> Vec<i64> {
-    let zero_row = (batch * length) as i64;
-    let mut index = Vec::with_capacity(batch * length * k);
-    for b in 0..batch {
-        for t in 0..length {
-            for j in 0..k {
-                let source = (t + j * dilation).checked_sub(left).filter(|&s| s < length);
-                index.push(source.map_or(zero_row, |s| (b * length + s) as i64));
-            }
-        }
-    }
-    index
 }
 
 #[cfg(test)]

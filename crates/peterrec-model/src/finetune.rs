@@ -253,17 +253,29 @@ impl<B: Backend> FineTuneModel<B> {
     }
 
     /// The user vector: the hidden state at `[CLS]` (last position; in centred mode the sum of the
-    /// first and last positions, where `[CLS]` sits at both ends).
+    /// first and last positions, where `[CLS]` sits at both ends). Only the positions that
+    /// `[CLS]` depends on are computed ([`NextItNet::forward_at`]).
     ///
     /// # Shapes
     /// - tokens: `[batch, length]` with `[CLS]` appended
     /// - output: `[batch, C]`
     pub fn user_vectors(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        self.pool_cls(self.backbone.forward(tokens))
+        let length = tokens.dims()[1];
+        self.pool_cls(
+            self.backbone
+                .forward_at(tokens, &self.cls_positions(length)),
+        )
+    }
+
+    /// The positions of `[CLS]` in a `length`-position row: the last (causal), or the first and
+    /// the last (centred; one position when `length` is 1).
+    pub fn cls_positions(&self, length: usize) -> Vec<usize> {
+        cls_positions(self.backbone.causal, length)
     }
 
     /// The user vectors read off the backbone's hidden states: the last position (causal), or
-    /// the sum of the first and last positions (centred).
+    /// the sum of the first and last positions (centred). The hidden states may be every
+    /// position or just the `[CLS]` positions ([`FineTuneModel::cls_positions`]).
     ///
     /// # Shapes
     /// - hidden: `[batch, length, C]`
@@ -349,6 +361,17 @@ impl<B: Backend> FineTuneModel<B> {
             .map(|(name, _)| name)
             .filter(|n| self.is_trainable(n))
             .collect()
+    }
+}
+
+/// The positions of `[CLS]` in a `length`-position row (`length ≥ 1`): the last (causal), or
+/// the first and the last (centred, where `[CLS]` sits at both ends; one position when `length`
+/// is 1).
+pub fn cls_positions(causal: bool, length: usize) -> Vec<usize> {
+    if causal || length == 1 {
+        vec![length - 1]
+    } else {
+        vec![0, length - 1]
     }
 }
 

@@ -53,16 +53,17 @@ impl<B: Backend> NextItNetLM<B> {
         self.head.forward(self.backbone.forward(tokens))
     }
 
-    /// Logits of the item following the last position (next-item scores).
+    /// Logits of the item following the last position (next-item scores). Only the positions
+    /// that the last one depends on are computed ([`crate::NextItNet::forward_at`]).
     ///
     /// # Shapes
     /// - tokens: `[batch, length]`
     /// - output: `[batch, V]`
     pub fn next_item_logits(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        let hidden = self.backbone.forward(tokens);
-        let [b, l, c] = hidden.dims();
-        self.head
-            .forward(hidden.narrow(1, l - 1, 1).reshape([b, c]))
+        let [b, l] = tokens.dims();
+        let hidden = self.backbone.forward_at(tokens, &[l - 1]);
+        let c = hidden.dims()[2];
+        self.head.forward(hidden.reshape([b, c]))
     }
 
     /// Hidden states and targets at the positions where `mask` is 1 (`None` if there are none).

@@ -37,6 +37,7 @@ use std::path::Path;
 
 use burn::tensor::{backend::Backend, Int, Tensor};
 use peterrec_data::vocab::CLS;
+use peterrec_model::finetune::cls_positions;
 use peterrec_model::persist::load_backbone;
 use peterrec_model::{content_hash, FineTuneModel, HeadKind, NextItNet, NextItNetConfig, Strategy};
 
@@ -254,10 +255,17 @@ impl<B: Backend> TaskServer<B> {
                 .collect();
             let depths: BTreeSet<usize> = shared.iter().map(|(_, _, d)| *d).collect();
             let deepest = *depths.last().unwrap_or(&0);
-            let mut x = self.backbone.embedding.forward(self.rows(requests, &order));
+            // Every task reads the same `[CLS]` positions, so one plan of the positions they
+            // depend on serves the shared blocks and every task's own blocks.
+            let tokens = self.rows(requests, &order);
+            let length = tokens.dims()[1];
+            let plan = self
+                .backbone
+                .plan(length, &cls_positions(self.backbone.causal, length));
+            let mut x = self.backbone.embed_planned(tokens, &plan);
             let mut at_depth = BTreeMap::new();
             for (i, block) in self.backbone.blocks[..deepest].iter().enumerate() {
-                x = block.forward(x);
+                x = block.forward_planned(x, &plan.blocks[i]);
                 if depths.contains(&(i + 1)) {
                     at_depth.insert(i + 1, x.clone());
                 }
@@ -269,8 +277,11 @@ impl<B: Backend> TaskServer<B> {
                 let task = &self.tasks[name].model;
                 let mut h = at_depth[&depth].clone().narrow(0, offset, rows.len());
                 offset += rows.len();
-                for block in &task.backbone.blocks[depth..] {
-                    h = block.forward(h);
+                for (block, block_plan) in task.backbone.blocks[depth..]
+                    .iter()
+                    .zip(&plan.blocks[depth..])
+                {
+                    h = block.forward_planned(h, block_plan);
                 }
                 let s = task.head.forward(task.pool_cls(h));
                 self.scatter(s, rows, &mut scores)?;

@@ -193,7 +193,7 @@ impl<B: Backend> NextItNet<B> {
     /// - output: `[batch, positions.len(), C]`
     ///
     /// # Panics
-    /// If `positions` is not strictly increasing or reaches `length`.
+    /// If `positions` is empty, not strictly increasing or reaches `length`.
     pub fn forward_at(&self, tokens: Tensor<B, 2, Int>, positions: &[usize]) -> Tensor<B, 3> {
         let length = tokens.dims()[1];
         self.forward_planned(tokens, &self.plan(length, positions))
@@ -203,7 +203,7 @@ impl<B: Backend> NextItNet<B> {
     /// `length`-position sequence.
     ///
     /// # Panics
-    /// If `outputs` is not strictly increasing or reaches `length`.
+    /// If `outputs` is empty, not strictly increasing or reaches `length`.
     pub fn plan(&self, length: usize, outputs: &[usize]) -> PositionPlan {
         let geometries: Vec<_> = self
             .blocks
@@ -219,7 +219,15 @@ impl<B: Backend> NextItNet<B> {
     /// # Shapes
     /// - tokens: `[batch, plan.length]`
     /// - output: `[batch, plan.outputs().len(), C]`
+    ///
+    /// # Panics
+    /// If the plan has another number of blocks or another length.
     pub fn forward_planned(&self, tokens: Tensor<B, 2, Int>, plan: &PositionPlan) -> Tensor<B, 3> {
+        assert_eq!(
+            plan.blocks.len(),
+            self.blocks.len(),
+            "the plan was built for another backbone"
+        );
         let mut x = self.embed_planned(tokens, plan);
         for (block, block_plan) in self.blocks.iter().zip(&plan.blocks) {
             x = block.forward_planned(x, block_plan);

@@ -129,11 +129,19 @@ impl<B: Backend> DilatedConv1d<B> {
     /// # Shapes
     /// - input: `[batch, plan.inputs(), channels_in]`
     /// - output: `[batch, plan.outputs(), channels_out]`
+    ///
+    /// # Panics
+    /// If the input does not have `plan.inputs()` rows per sequence.
     pub fn forward_planned(&self, x: Tensor<B, 3>, plan: &TapPlan) -> Tensor<B, 3> {
         if plan.is_identity() {
             return linear_rows(&self.linear, x);
         }
         let [batch, inputs, channels] = x.dims();
+        assert_eq!(
+            inputs,
+            plan.inputs(),
+            "the tap plan was built for another input"
+        );
         let (outputs, k) = (plan.outputs(), plan.kernel_size());
         let device = x.device();
         // One gather builds the `[B, outputs, k·C]` tap matrix: row `(b, o, j)` of the gathered

@@ -3,7 +3,9 @@
 //! The model side of PeterRec (Yuan et al., SIGIR 2020) on the NextItNet backbone (Yuan et al.,
 //! WSDM 2019), generic over any Burn backend.
 //!
-//! - [`NextItNet`]: item embedding → residual blocks of dilated causal (or centred) convolutions.
+//! - [`NextItNet`]: item embedding → residual blocks of dilated causal (or centred) convolutions;
+//!   [`NextItNet::forward_at`] computes only the positions some outputs depend on
+//!   ([`positions`]), which `[CLS]` user vectors and next-item scores use.
 //! - [`NextItNetLM`]: the backbone with its pretraining softmax head; next-item, masked next-item
 //!   and cloze objectives, full or sampled softmax.
 //! - [`ModelPatch`] and [`Insertion`]: PeterRec's bottleneck adapters, serial or parallel.

@@ -32,7 +32,8 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
-    /// The input positions (in the sequence) that output `t` reads, within `0..length`.
+    /// The input position that each tap `j = 0..k` of output `t` reads, or `None` when it lies
+    /// outside `0..length`.
     fn sources(self, t: usize, length: usize) -> impl Iterator<Item = Option<usize>> {
         (0..self.kernel_size).map(move |j| {
             (t + j * self.dilation)
@@ -42,7 +43,11 @@ impl ConvGeometry {
     }
 
     /// The sorted input positions that the `outputs` need: every in-sequence tap, and the
-    /// outputs themselves (the residual and the parallel patches read the input there).
+    /// outputs themselves (the residual and the parallel patches read the input there; for a
+    /// causal or odd-kernel convolution they are taps anyway).
+    ///
+    /// # Panics
+    /// If an output reaches `length`.
     pub fn needed_inputs(self, outputs: &[usize], length: usize) -> Vec<usize> {
         let mut needed = vec![false; length];
         for &t in outputs {
@@ -211,6 +216,9 @@ pub struct BlockPlan {
 impl BlockPlan {
     /// The plan of a block whose convolutions have geometries `conv1` and `conv2`, for the
     /// sorted `output` positions of a `length`-position sequence.
+    ///
+    /// # Panics
+    /// If an output reaches `length`.
     pub fn new(
         conv1: ConvGeometry,
         conv2: ConvGeometry,
@@ -248,12 +256,13 @@ impl PositionPlan {
     /// distinct `outputs` of a `length`-position sequence.
     ///
     /// # Panics
-    /// If `outputs` is not strictly increasing or reaches `length`.
+    /// If `outputs` is empty, not strictly increasing or reaches `length`.
     pub fn new(
         geometries: &[(ConvGeometry, ConvGeometry)],
         length: usize,
         outputs: &[usize],
     ) -> Self {
+        assert!(!outputs.is_empty(), "request at least one position");
         assert!(
             outputs.windows(2).all(|w| w[0] < w[1]),
             "requested positions must be strictly increasing: {outputs:?}"
@@ -313,7 +322,8 @@ mod tests {
             .collect()
     }
 
-    /// The paper's blocks and 51 positions, the last one requested: the sets worked out by hand.
+    /// The paper's blocks and 51 positions (50 items and `[CLS]`), the last one requested: the
+    /// sets worked out by hand.
     #[test]
     fn plan_of_the_paper_shape() {
         let plan = PositionPlan::new(&blocks(&[1, 4, 1, 4, 1, 4, 1, 4]), 51, &[50]);
@@ -360,10 +370,20 @@ mod tests {
         let all: Vec<usize> = (0..9).collect();
         let plan = PositionPlan::new(&blocks(&[1, 2, 4]), 9, &all);
         for b in &plan.blocks {
-            assert_eq!((&b.input, &b.output), (&all, &all));
-            assert_eq!(b.input_to_output, Restriction::new(&all, &all));
-            assert!(b.input_to_output.kept.is_none());
+            assert_eq!((&b.input, &b.middle, &b.output), (&all, &all, &all));
+            for r in [&b.input_to_middle, &b.middle_to_output, &b.input_to_output] {
+                assert!(r.kept.is_none());
+            }
+            assert_eq!((b.conv1.inputs(), b.conv1.outputs()), (9, 9));
+            assert!(!b.conv1.is_identity(), "k = 3 gathers its taps");
         }
+        let pointwise = ConvGeometry {
+            kernel_size: 1,
+            dilation: 1,
+            left: 0,
+        };
+        assert!(TapPlan::new(&all, &all, 9, pointwise).is_identity());
+        assert!(!TapPlan::new(&all, &[8], 9, pointwise).is_identity());
     }
 
     /// Taps: a centred convolution reads on both sides, and taps outside the sequence point at
@@ -387,5 +407,17 @@ mod tests {
     #[should_panic(expected = "strictly increasing")]
     fn unsorted_positions_are_refused() {
         PositionPlan::new(&blocks(&[1]), 5, &[3, 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "below the length")]
+    fn positions_past_the_end_are_refused() {
+        PositionPlan::new(&blocks(&[1]), 5, &[2, 5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one position")]
+    fn an_empty_request_is_refused() {
+        PositionPlan::new(&blocks(&[1]), 5, &[]);
     }
 }

@@ -38,7 +38,8 @@ fn order(scores: &[f32], a: u32, b: u32) -> Ordering {
 }
 
 /// The `k` highest scores of one row with their indices, best first (ties: lower index first;
-/// NaN ranks above every number, as in `f32::total_cmp`). Returns all of them when `k ≥ len`.
+/// NaNs ordered as in `f32::total_cmp`: a positive NaN above `+∞`, a negative one, such as
+/// x86's `∞ − ∞`, below `−∞`). Returns all of them when `k ≥ len`.
 pub fn top_k(scores: &[f32], k: usize) -> Vec<(u32, f32)> {
     if k == 0 {
         return Vec::new();
@@ -105,9 +106,11 @@ mod tests {
             -0.0,
             f32::NAN,
             1.0,
+            -f32::NAN,
             0.0,
         ];
         for scores in [ascending, descending, special] {
+            // All four scan; 64 scans the 500-score rows (the 11 special values partition).
             for k in [1, 3, 9, 64] {
                 let want = by_full_sort(&scores, k);
                 let got = top_k(&scores, k);

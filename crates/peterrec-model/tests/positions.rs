@@ -32,7 +32,8 @@ fn patch_modes() -> Vec<Option<(Insertion, bool)>> {
 
 fn backbone(causal: bool, kernel: usize, patches: Option<(Insertion, bool)>) -> NextItNet<AB> {
     let device = Default::default();
-    // Dilation 4 reaches taps 8 and 16 back: beyond the 11 positions.
+    // Block dilation 4 (convolutions 4 and 8) reaches 16 positions back at k = 3 (8 at k = 2):
+    // beyond the 11 positions.
     let config = NextItNetConfig::new(30, 8, vec![1, 2, 4])
         .with_kernel_size(kernel)
         .with_causal(causal)
@@ -165,4 +166,46 @@ fn a_causal_position_needs_only_part_of_its_prefix() {
         .to_vec()
         .unwrap();
     assert!(max_diff(&pruned, &full) < 1e-9);
+}
+
+/// `[CLS]` user vectors read from the pruned pass equal those read from the full hidden states,
+/// causal and centred (first and last positions), down to rows of one token.
+#[test]
+fn user_vectors_equal_pooling_the_full_pass() {
+    use peterrec_model::{FineTuneConfig, HeadKind, Strategy};
+    let device = Default::default();
+    for causal in [true, false] {
+        let config = NextItNetConfig::new(30, 8, vec![1, 2, 4])
+            .with_causal(causal)
+            .with_init_std(0.3)
+            .with_seed(9);
+        let model = FineTuneConfig::new(
+            Strategy::PeterRec {
+                insertion: Insertion::Parallel,
+            },
+            HeadKind::Classifier { outputs: 3 },
+        )
+        .with_patch_init(PatchInit::TruncatedNormal { std: 0.5 })
+        .init(config.init::<AB>(&device), &config, &device)
+        .unwrap();
+        for length in [1, 2, LENGTH] {
+            let t = tokens().narrow(1, LENGTH - length, length);
+            let want: Vec<f64> = model
+                .pool_cls(model.backbone.forward(t.clone()))
+                .into_data()
+                .convert::<f64>()
+                .to_vec()
+                .unwrap();
+            let got: Vec<f64> = model
+                .user_vectors(t)
+                .into_data()
+                .convert::<f64>()
+                .to_vec()
+                .unwrap();
+            assert!(
+                max_diff(&got, &want) < 1e-9,
+                "causal={causal} length={length}"
+            );
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! of them; FineLast-n: all but the last n) gets its hidden states from one shared pass over the
 //! rows of all such requests, and runs only its own blocks and head on top. A PeterRec task
 //! changes every block (patches, LayerNorms), and FineAll and Scratch change everything, so
-//! their requests run through their own model, one pass per task.
+//! their requests run through their own model, one pass per task. Every pass computes only the
+//! positions that `[CLS]` depends on ([`peterrec_model::positions`]), shared blocks included.
 //!
 //! Inputs are built exactly as in fine-tuning and evaluation: the most recent `max_len` items,
 //! left-padded with PAD, then `[CLS]` (centred backbones: `[CLS]` at both ends).

@@ -16,9 +16,15 @@ type B = NdArray<f32>;
 const MAX_LEN: usize = 12;
 
 fn config() -> NextItNetConfig {
+    config_with(true)
+}
+
+/// The test backbone, causal or centred.
+fn config_with(causal: bool) -> NextItNetConfig {
     NextItNetConfig::new(40, 8, vec![1, 2, 1])
         .with_seed(3)
         .with_init_std(0.2)
+        .with_causal(causal)
 }
 
 /// A task whose trained parameters are far from their init: the head (and patches) random, and
@@ -30,7 +36,7 @@ fn task(
     seed: u64,
 ) -> FineTuneModel<B> {
     let device = Default::default();
-    let cfg = config();
+    let cfg = config_with(backbone.causal);
     let mut m = FineTuneConfig::new(strategy, head)
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
         .with_seed(seed)
@@ -60,12 +66,21 @@ fn histories() -> Vec<Vec<u32>> {
     ]
 }
 
-/// What the task's own model gives for one history, built as in fine-tuning.
+/// What the task's own model gives for one history, built as in fine-tuning (`[CLS]` at both ends
+/// when centred), from the full pass over every position.
 fn direct(m: &FineTuneModel<B>, history: &[u32]) -> Vec<f32> {
-    let row = left_padded(history, MAX_LEN, &[CLS]);
+    let mut row = left_padded(history, MAX_LEN, &[CLS]);
+    if !m.backbone.causal {
+        row.insert(0, CLS as i64);
+    }
+    let length = row.len();
     let t: Tensor<B, 2, Int> =
-        Tensor::from_data(TensorData::new(row, [1, MAX_LEN + 1]), &Default::default());
-    m.forward(t).into_data().to_vec().unwrap()
+        Tensor::from_data(TensorData::new(row, [1, length]), &Default::default());
+    m.head
+        .forward(m.pool_cls(m.backbone.forward(t)))
+        .into_data()
+        .to_vec()
+        .unwrap()
 }
 
 fn softmax(s: &[f32]) -> Vec<f32> {
@@ -75,9 +90,9 @@ fn softmax(s: &[f32]) -> Vec<f32> {
     e.iter().map(|x| x / z).collect()
 }
 
-fn server_with_tasks() -> (TaskServer<B>, Vec<(&'static str, FineTuneModel<B>)>) {
+fn server_with_tasks(causal: bool) -> (TaskServer<B>, Vec<(&'static str, FineTuneModel<B>)>) {
     let device = Default::default();
-    let backbone = config().init::<B>(&device);
+    let backbone = config_with(causal).init::<B>(&device);
     let cls2 = HeadKind::Classifier { outputs: 2 };
     let items = HeadKind::TargetItems { outputs: 25 };
     let tasks = vec![
@@ -115,7 +130,7 @@ fn server_with_tasks() -> (TaskServer<B>, Vec<(&'static str, FineTuneModel<B>)>)
         ),
         ("items-all", task(&backbone, Strategy::FineAll, items, 7)),
     ];
-    let mut server = TaskServer::new(backbone, config(), MAX_LEN, device).unwrap();
+    let mut server = TaskServer::new(backbone, config_with(causal), MAX_LEN, device).unwrap();
     for (name, m) in &tasks {
         server.add_task(*name, m.clone()).unwrap();
     }
@@ -180,9 +195,17 @@ fn assert_matches_direct(answer: &Answer, m: &FineTuneModel<B>, r: &Request) {
     }
 }
 
+/// Causal and centred backbones (the server computes only the positions `[CLS]` depends on; the
+/// task's own answer here comes from the full pass).
 #[test]
 fn a_mixed_batch_equals_each_tasks_own_model_and_shares_the_frozen_blocks() {
-    let (server, tasks) = server_with_tasks();
+    for causal in [true, false] {
+        mixed_batch(causal);
+    }
+}
+
+fn mixed_batch(causal: bool) {
+    let (server, tasks) = server_with_tasks(causal);
     let reqs = requests(&tasks);
     let (answers, stats) = server.answer_with_stats(&reqs).unwrap();
     assert_eq!(answers.len(), reqs.len());
@@ -225,7 +248,7 @@ fn task_files_reload_onto_a_server_opened_from_the_backbone_file() {
     let device = Default::default();
     let dir = std::env::temp_dir().join(format!("peterrec-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (server, tasks) = server_with_tasks();
+    let (server, tasks) = server_with_tasks(true);
     let backbone_path = dir.join("backbone.safetensors");
     save_backbone(server.backbone(), server.config(), &backbone_path).unwrap();
     let mut reloaded = TaskServer::<B>::open(&backbone_path, MAX_LEN, device).unwrap();
@@ -281,7 +304,7 @@ fn task_files_reload_onto_a_server_opened_from_the_backbone_file() {
 
 #[test]
 fn bad_requests_are_typed_errors() {
-    let (server, _) = server_with_tasks();
+    let (server, _) = server_with_tasks(true);
     let cases = [
         ("nope", vec![5], Query::Classify),
         ("gender-cls", vec![5], Query::Recommend { k: 3 }),

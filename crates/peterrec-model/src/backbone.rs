@@ -3,13 +3,13 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Embedding;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Int, Tensor};
 
 use crate::block::{Insertion, ResidualBlock, ResidualBlockConfig};
 use crate::error::{ModelError, Result as ModelResult};
 use crate::init::tn_param;
 use crate::patch::ModelPatchConfig;
-use crate::positions::PositionPlan;
+use crate::positions::{index_tensor, PositionPlan};
 
 /// Largest padding `(k−1)·2d` that a configuration may give a convolution: about a million
 /// positions, far beyond any real sequence, so that a (checksummed but hostile) backbone file
@@ -249,11 +249,8 @@ impl<B: Backend> NextItNet<B> {
         let tokens = if plan.input.len() == length {
             tokens
         } else {
-            let index: Vec<i64> = plan.input.iter().map(|&p| p as i64).collect();
-            let index = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(index, [plan.input.len()]),
-                &tokens.device(),
-            );
+            let index = plan.input.iter().map(|&p| p as i64).collect();
+            let index = index_tensor(index, &tokens.device());
             tokens.select(1, index)
         };
         self.embedding.forward(tokens)

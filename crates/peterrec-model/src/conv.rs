@@ -16,10 +16,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 
 use crate::init::{tn_param, zeros_param, DEFAULT_INIT_STD};
-use crate::positions::{ConvGeometry, TapPlan};
+use crate::positions::{index_tensor, ConvGeometry, TapPlan};
 
 /// Configuration of a [`DilatedConv1d`].
 #[derive(Config, Debug)]
@@ -157,10 +157,7 @@ impl<B: Backend> DilatedConv1d<B> {
             ],
             0,
         );
-        let index = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(plan.row_index(batch), [batch * outputs * k]),
-            &device,
-        );
+        let index = index_tensor(plan.row_index(batch), &device);
         let taps = rows
             .select(0, index)
             .reshape([batch, outputs, k * channels]);
@@ -192,6 +189,7 @@ pub fn linear_rows<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B,
 mod tests {
     use super::*;
     use burn::backend::NdArray;
+    use burn::tensor::TensorData;
 
     type B = NdArray<f32>;
 

@@ -3,8 +3,10 @@
 use burn::tensor::{
     activation::{log_sigmoid, log_softmax},
     backend::Backend,
-    Int, Tensor, TensorData,
+    Int, Tensor,
 };
+
+use crate::positions::index_tensor;
 
 /// A scalar loss and the number of predictions it averages.
 #[derive(Debug, Clone)]
@@ -42,8 +44,7 @@ pub fn select_positions<B: Backend>(
 ) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
     let [b, l, c] = hidden.dims();
     let device = hidden.device();
-    let idx =
-        Tensor::<B, 1, Int>::from_data(TensorData::new(index.to_vec(), [index.len()]), &device);
+    let idx = index_tensor::<B>(index.to_vec(), &device);
     let h = hidden.reshape([b * l, c]).select(0, idx.clone());
     let t = targets.reshape([b * l]).select(0, idx);
     (h, t)
@@ -103,6 +104,7 @@ pub fn bce_negatives_loss<B: Backend>(
 mod tests {
     use super::*;
     use burn::backend::NdArray;
+    use burn::tensor::TensorData;
 
     type B = NdArray<f32>;
 

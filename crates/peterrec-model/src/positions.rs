@@ -20,6 +20,12 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
+/// A rank-1 `Int` tensor of row (or position) indices, its length taken from `index`.
+pub(crate) fn index_tensor<B: Backend>(index: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
+    let len = index.len();
+    Tensor::from_data(TensorData::new(index, [len]), device)
+}
+
 /// Where one convolution reads its taps: kernel width, dilation and left padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -181,10 +187,7 @@ impl Restriction {
         let index: Vec<i64> = (0..batch)
             .flat_map(|b| kept.iter().map(move |&r| (b * inputs + r) as i64))
             .collect();
-        let index = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(index, [batch * kept.len()]),
-            &x.device(),
-        );
+        let index = index_tensor(index, &x.device());
         x.reshape([batch * inputs, channels])
             .select(0, index)
             .reshape([batch, kept.len(), channels])

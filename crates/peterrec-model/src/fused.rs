@@ -16,7 +16,13 @@
 //! shaped as the weight (`[C, V]`, or `[V, C]` for [`table_cross_entropy`]), never an `[n, V]`
 //! one.
 
-use burn::tensor::{backend::AutodiffBackend, IndexingUpdateOp, Int, Tensor};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    DType, IndexingUpdateOp, Int, Tensor, TensorData,
+};
+
+use crate::fused_host::{self, HostInputs, Layout};
+use crate::softmax_rows::host_buffers;
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
 /// bounds the transient `[rows, V]` buffer to 256 MiB of `f32`.
@@ -116,23 +122,135 @@ fn fused_in_chunks<B: AutodiffBackend>(
         WeightLayout::Columns => weight.dims()[1],
         WeightLayout::Rows => weight.dims()[0],
     };
-    let x = input.clone().inner();
-    let w = weight.clone().inner();
+    let rows = (chunk_elements / v.max(1)).clamp(1, n.max(1));
+    let parts = Parts {
+        x: input.clone().inner(),
+        w: weight.clone().inner(),
+        b: bias.as_ref().map(|b| b.clone().inner()),
+        t: targets.inner(),
+        layout,
+        v,
+        rows,
+    };
+    let host = host_buffers::<B::InnerBackend>()
+        && input.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+    let grads = if host {
+        host_gradients(parts)
+    } else {
+        tensor_gradients(parts)
+    };
+    let loss = Tensor::<B, 1>::from_inner(grads.loss);
+    if n == 0 {
+        return loss;
+    }
+    let mut surrogate =
+        (input * Tensor::from_inner(grads.x)).sum() + (weight * Tensor::from_inner(grads.w)).sum();
+    if let (Some(bias), Some(gb)) = (bias, grads.b) {
+        surrogate = surrogate + (bias * Tensor::<B, 1>::from_inner(gb)).sum();
+    }
+    surrogate.clone() - surrogate.detach() + loss
+}
+
+/// The inputs of the fused loss on the inner backend.
+struct Parts<B: Backend> {
+    /// `[n, C]`.
+    x: Tensor<B, 2>,
+    /// `[C, V]` or `[V, C]`, see `layout`.
+    w: Tensor<B, 2>,
+    /// `[V]`.
+    b: Option<Tensor<B, 1>>,
+    /// `[n]`.
+    t: Tensor<B, 1, Int>,
+    layout: WeightLayout,
+    v: usize,
+    /// Rows per chunk.
+    rows: usize,
+}
+
+/// The mean loss (`[1]`) and its gradients with respect to `x`, `w` (in `w`'s layout) and `b`.
+struct Gradients<B: Backend> {
+    loss: Tensor<B, 1>,
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Option<Tensor<B, 1>>,
+}
+
+/// [`Gradients`] computed on host buffers ([`crate::fused_host`]), for the backends that pass
+/// [`host_buffers`].
+fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
+    let Parts {
+        x,
+        w,
+        b,
+        t,
+        layout,
+        v,
+        rows,
+    } = parts;
+    let device = x.device();
+    let [n, c] = x.dims();
+    let w_dims = w.dims();
+    let host =
+        |tensor: Tensor<B, 2>| -> Vec<f32> { tensor.into_data().into_vec().expect("f32 tensor") };
+    let b = b.map(|b| b.into_data().into_vec::<f32>().expect("f32 bias"));
+    let targets: Vec<usize> = t
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .expect("integer targets")
+        .into_iter()
+        .map(|t| usize::try_from(t).expect("targets lie in 0..V"))
+        .collect();
+    let (x_host, w_host) = (host(x), host(w));
+    let grads = fused_host::gradients(HostInputs {
+        x: &x_host,
+        w: &w_host,
+        layout: match layout {
+            WeightLayout::Columns => Layout::Columns,
+            WeightLayout::Rows => Layout::Rows,
+        },
+        b: b.as_deref(),
+        targets: &targets,
+        v,
+        rows,
+    });
+    Gradients {
+        loss: Tensor::from_data(TensorData::new(vec![grads.loss], [1]), &device),
+        x: Tensor::from_data(TensorData::new(grads.x, [n, c]), &device),
+        w: Tensor::from_data(TensorData::new(grads.w, w_dims), &device),
+        b: grads
+            .b
+            .map(|gb| Tensor::from_data(TensorData::new(gb, [v]), &device)),
+    }
+}
+
+/// [`Gradients`] by tensor operations, for any backend.
+fn tensor_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
+    let Parts {
+        x,
+        w,
+        b,
+        t,
+        layout,
+        v,
+        rows,
+    } = parts;
+    let [n, _] = x.dims();
     // `[C, V]` for the logits product, a view in either layout.
     let w_cv = match layout {
         WeightLayout::Columns => w.clone(),
         WeightLayout::Rows => w.clone().transpose(),
     };
-    let b = bias.as_ref().map(|b| b.clone().inner().reshape([1, v]));
-    let t = targets.inner();
+    let b = b.map(|b| b.reshape([1, v]));
     let inner_device = x.device();
     let scale = 1.0 / n.max(1) as f32;
-    let rows = (chunk_elements / v.max(1)).clamp(1, n.max(1));
 
     let mut grad_x = Vec::with_capacity(n.div_ceil(rows));
-    let mut grad_w: Option<Tensor<B::InnerBackend, 2>> = None;
-    let mut grad_b: Option<Tensor<B::InnerBackend, 2>> = None;
-    let mut loss_sum = Tensor::<B::InnerBackend, 1>::zeros([1], &inner_device);
+    let mut grad_w: Option<Tensor<B, 2>> = None;
+    let mut grad_b: Option<Tensor<B, 2>> = None;
+    let mut loss_sum = Tensor::<B, 1>::zeros([1], &inner_device);
     // G = P/n − onehot/n. The P/n part is dense; the onehot part touches one class per row and
     // is applied below as row corrections (−(weights of class t)/n to ∂x, −x/n to the weights of
     // class t in ∂W — a column of `[C, V]`, a row of `[V, C]` — and −1/n to b[t]), which avoids
@@ -157,7 +275,8 @@ fn fused_in_chunks<B: AutodiffBackend>(
         let exp = (logits - max.clone()).exp();
         let sum = exp.clone().sum_dim(1);
         loss_sum = loss_sum + (sum.clone().log() + max).sum();
-        let g = (exp / sum).mul_scalar(scale);
+        // G = P / n for these rows.
+        let g = exp * sum.recip().mul_scalar(scale);
         grad_x.push(g.clone().matmul(w_cv.clone().transpose()));
         let gw = match layout {
             WeightLayout::Columns => xc.transpose().matmul(g.clone()),
@@ -175,31 +294,41 @@ fn fused_in_chunks<B: AutodiffBackend>(
             });
         }
     }
-    let loss_sum = loss_sum - picked_sum;
-    let loss = Tensor::<B, 1>::from_inner(loss_sum.mul_scalar(scale));
+    let loss = (loss_sum - picked_sum).mul_scalar(scale);
     if n == 0 {
-        return loss;
+        return Gradients {
+            loss,
+            x: Tensor::zeros(x.dims(), &inner_device),
+            w: Tensor::zeros(w.dims(), &inner_device),
+            b: b.map(|b| b.zeros_like().reshape([v])),
+        };
     }
     let grad_x = Tensor::cat(grad_x, 0) - w_t.mul_scalar(scale);
-    let grad_x = Tensor::<B, 2>::from_inner(grad_x);
-    let onehot_w = Tensor::<B::InnerBackend, 2>::zeros([v, x.dims()[1]], &inner_device)
-        .select_assign(0, t.clone(), x.mul_scalar(scale), IndexingUpdateOp::Add);
+    let onehot_w = Tensor::<B, 2>::zeros([v, x.dims()[1]], &inner_device).select_assign(
+        0,
+        t.clone(),
+        x.mul_scalar(scale),
+        IndexingUpdateOp::Add,
+    );
     let onehot_w = match layout {
         WeightLayout::Columns => onehot_w.transpose(),
         WeightLayout::Rows => onehot_w,
     };
-    let grad_w = Tensor::<B, 2>::from_inner(grad_w.expect("at least one chunk") - onehot_w);
-    let mut surrogate = (input * grad_x).sum() + (weight * grad_w).sum();
-    if let (Some(bias), Some(gb)) = (bias, grad_b) {
-        let gb = gb.reshape([v]).select_assign(
+    let grad_w = grad_w.expect("at least one chunk") - onehot_w;
+    let grad_b = grad_b.map(|gb| {
+        gb.reshape([v]).select_assign(
             0,
             t.clone(),
             Tensor::full([n], -scale, &inner_device),
             IndexingUpdateOp::Add,
-        );
-        surrogate = surrogate + (bias * Tensor::<B, 1>::from_inner(gb)).sum();
+        )
+    });
+    Gradients {
+        loss,
+        x: grad_x,
+        w: grad_w,
+        b: grad_b,
     }
-    surrogate.clone() - surrogate.detach() + loss
 }
 
 #[cfg(test)]
@@ -312,6 +441,58 @@ mod tests {
                 max_abs_diff(ef, er.clone()) < 1e-5,
                 "chunk {chunk}: table gradient"
             );
+        }
+    }
+
+    /// The host path and the tensor path (which the CUDA backend takes) against each other on
+    /// NdArray, for both layouts, with and without a bias, in one chunk and across chunks, with
+    /// logits spread wide enough that the softmax is far from uniform.
+    #[test]
+    fn host_and_tensor_paths_agree() {
+        type I = NdArray<f32>;
+        let d = Default::default();
+        let (n, c, v) = (13, 6, 37);
+        let x = Tensor::<I, 2>::random([n, c], Distribution::Normal(0.0, 2.0), &d);
+        let t: Vec<i64> = (0..n).map(|i| ((i * 11 + 5) % v) as i64).collect();
+        let t = Tensor::<I, 1, Int>::from_data(TensorData::new(t, [n]), &d);
+        for layout in [WeightLayout::Columns, WeightLayout::Rows] {
+            let w_dims = match layout {
+                WeightLayout::Columns => [c, v],
+                WeightLayout::Rows => [v, c],
+            };
+            let w = Tensor::<I, 2>::random(w_dims, Distribution::Normal(0.0, 1.0), &d);
+            let biases = [
+                None,
+                Some(Tensor::<I, 1>::random(
+                    [v],
+                    Distribution::Normal(0.0, 1.0),
+                    &d,
+                )),
+            ];
+            for b in biases {
+                for rows in [n, 4, 1] {
+                    let parts = || Parts {
+                        x: x.clone(),
+                        w: w.clone(),
+                        b: b.clone(),
+                        t: t.clone(),
+                        layout,
+                        v,
+                        rows,
+                    };
+                    let host = host_gradients(parts());
+                    let tensor = tensor_gradients(parts());
+                    let case = format!("{layout:?}, bias {}, {rows} rows", b.is_some());
+                    let dl = max_abs_diff(host.loss, tensor.loss);
+                    assert!(dl < 1e-5, "{case}: loss {dl}");
+                    assert!(max_abs_diff(host.x, tensor.x) < 1e-6, "{case}: input");
+                    assert!(max_abs_diff(host.w, tensor.w) < 1e-6, "{case}: weight");
+                    assert_eq!(host.b.is_some(), b.is_some(), "{case}");
+                    if let (Some(hb), Some(tb)) = (host.b, tensor.b) {
+                        assert!(max_abs_diff(hb, tb) < 1e-6, "{case}: bias");
+                    }
+                }
+            }
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod conv;
 pub mod error;
 pub mod finetune;
 pub mod fused;
+mod fused_host;
 pub mod hash;
 pub mod head;
 pub mod init;
@@ -51,6 +52,7 @@ pub mod persist;
 pub mod positions;
 pub mod rank;
 pub mod sampled;
+pub mod softmax_rows;
 pub mod stream;
 
 pub use backbone::{NextItNet, NextItNetConfig, MAX_CONV_PADDING};

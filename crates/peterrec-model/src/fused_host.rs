@@ -1,0 +1,253 @@
+//! The fused cross-entropy's loss and gradients computed on host buffers, for the CPU backends.
+//!
+//! [`crate::fused`] needs, per chunk of rows, the logits `x·W (+ b)`, their softmax, and two
+//! products with it. On NdArray and Flex every one of those is a fresh `[rows, V]` tensor (at
+//! shape A 26 MB, at the paper's shape up to 256 MiB): allocated, page-faulted in, and on Flex
+//! zeroed and then copied once more to realign it. Here the same arithmetic runs on plain
+//! `f32` slices: the logits go into one buffer that is reused for every chunk, the softmax turns
+//! it into `G = P / n` in place ([`crate::softmax_rows`]), and the three products are `gemm`
+//! calls (the crate Flex itself uses, with its AVX-512 kernels) that write `∂x` in place and
+//! accumulate `∂W` and `∂b` across chunks.
+
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use crate::softmax_rows::softmax_row;
+
+/// How the class weights are stored (see [`crate::fused`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Layout {
+    /// `[C, V]`: one column per class.
+    Columns,
+    /// `[V, C]`: one row per class.
+    Rows,
+}
+
+/// Loss and gradients of the mean softmax cross-entropy of `x·W + b` against `targets`.
+pub(crate) struct HostGradients {
+    /// The mean loss.
+    pub loss: f32,
+    /// `[n, C]`, row-major.
+    pub x: Vec<f32>,
+    /// In the weight's own layout (`[C, V]` or `[V, C]`), row-major.
+    pub w: Vec<f32>,
+    /// `[V]`, when there is a bias.
+    pub b: Option<Vec<f32>>,
+}
+
+/// The inputs of [`gradients`], as row-major host slices.
+pub(crate) struct HostInputs<'a> {
+    /// `[n, C]`.
+    pub x: &'a [f32],
+    /// `[C, V]` or `[V, C]`, see `layout`.
+    pub w: &'a [f32],
+    /// How `w` is stored.
+    pub layout: Layout,
+    /// `[V]`.
+    pub b: Option<&'a [f32]>,
+    /// `[n]`, each in `0..V`.
+    pub targets: &'a [usize],
+    /// Classes.
+    pub v: usize,
+    /// Rows per chunk (at least one).
+    pub rows: usize,
+}
+
+/// Products below this many multiply-adds run on one thread (as Flex decides).
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+        Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        Parallelism::None
+    }
+}
+
+/// A row-major view for [`product`]: element `(i, j)` at `i·row_stride + j·col_stride`.
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+/// `dst ← (accumulate ? dst : 0) + lhs·rhs` for `dst: [m, n]` row-major (contiguous rows of
+/// `n`), `lhs: [m, k]`, `rhs: [k, n]`.
+///
+/// # Safety
+/// `dst` must hold `m·n` values; each view must address `[m, k]` / `[k, n]` valid values.
+unsafe fn product(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+) {
+    debug_assert!(dst.len() >= m * n);
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
+    }
+}
+
+/// Loss and gradients on the host (see the module docs). The buffer of logits holds at most
+/// `rows · V` values.
+///
+/// # Panics
+/// If a slice's length disagrees with `n`, `C`, `V`, or a target is not below `V`.
+pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
+    let HostInputs {
+        x,
+        w,
+        layout,
+        b,
+        targets,
+        v,
+        rows,
+    } = input;
+    let n = targets.len();
+    let c = x.len().checked_div(n).unwrap_or(0);
+    assert_eq!(x.len(), n * c, "input is [n, C]");
+    assert_eq!(w.len(), c * v, "weight is [C, V] or [V, C]");
+    assert!(b.is_none_or(|b| b.len() == v), "bias is [V]");
+    assert!(targets.iter().all(|&t| t < v), "targets lie in 0..V");
+    let scale = 1.0 / n.max(1) as f32;
+    // Element (c, j) of `W` seen as `[C, V]`, and of `Wᵀ` seen as `[V, C]`.
+    let (w_cs, w_js) = match layout {
+        Layout::Columns => (v as isize, 1),
+        Layout::Rows => (1, c as isize),
+    };
+    let w_cv = View {
+        ptr: w.as_ptr(),
+        row_stride: w_cs,
+        col_stride: w_js,
+    };
+    let w_vc = View {
+        ptr: w.as_ptr(),
+        row_stride: w_js,
+        col_stride: w_cs,
+    };
+    let mut grad_x = vec![0f32; n * c];
+    let mut grad_w = vec![0f32; c * v];
+    let mut grad_b = b.map(|_| vec![0f32; v]);
+    let rows = rows.clamp(1, n.max(1));
+    let mut logits = vec![0f32; rows.min(n) * v];
+    let ones = vec![1f32; rows];
+    let mut log_sum_exp = vec![0f32; rows];
+    let mut loss_sum = 0f64;
+    for start in (0..n).step_by(rows) {
+        let len = rows.min(n - start);
+        let g = &mut logits[..len * v];
+        let xc = View {
+            ptr: x[start * c..].as_ptr(),
+            row_stride: c as isize,
+            col_stride: 1,
+        };
+        // Logits, then G = softmax / n in place, one row per task.
+        // SAFETY: `g` is [len, V]; `xc` addresses rows start..start+len of `x` ([n, C]); `w_cv`
+        // addresses `w` ([C, V] either way round).
+        unsafe { product(g, len, v, c, xc, w_cv, false) };
+        let rows_per_task = ((1usize << 16) / v.max(1)).max(1);
+        g.par_chunks_mut(v.max(1))
+            .zip(log_sum_exp[..len].par_iter_mut())
+            .with_min_len(rows_per_task)
+            .for_each(|(row, lse)| *lse = softmax_row(row, b, scale));
+        loss_sum += log_sum_exp[..len].iter().map(|&l| l as f64).sum::<f64>();
+        let g = View {
+            ptr: g.as_ptr(),
+            row_stride: v as isize,
+            col_stride: 1,
+        };
+        // SAFETY: as above; `grad_x[start·C..]` holds the `[len, C]` rows of this chunk.
+        unsafe {
+            product(&mut grad_x[start * c..], len, c, v, g, w_vc, false);
+            match layout {
+                // ∂W[C, V] += xcᵀ·G
+                Layout::Columns => product(
+                    &mut grad_w,
+                    c,
+                    v,
+                    len,
+                    View {
+                        ptr: xc.ptr,
+                        row_stride: 1,
+                        col_stride: c as isize,
+                    },
+                    g,
+                    true,
+                ),
+                // ∂W[V, C] += Gᵀ·xc
+                Layout::Rows => product(
+                    &mut grad_w,
+                    v,
+                    c,
+                    len,
+                    View {
+                        ptr: g.ptr,
+                        row_stride: 1,
+                        col_stride: v as isize,
+                    },
+                    xc,
+                    true,
+                ),
+            }
+            if let Some(grad_b) = grad_b.as_mut() {
+                // ∂b[1, V] += 1ᵀ·G
+                let ones = View {
+                    ptr: ones.as_ptr(),
+                    row_stride: len as isize,
+                    col_stride: 1,
+                };
+                product(grad_b, 1, v, len, ones, g, true);
+            }
+        }
+    }
+    // The one-hot part of G = P/n − onehot/n, row by row: the picked logit leaves the loss,
+    // −W[:, t]/n goes to ∂x, −x/n to W's class-t weights in ∂W, −1/n to ∂b[t].
+    let w_at = |ci: usize, j: usize| match layout {
+        Layout::Columns => ci * v + j,
+        Layout::Rows => j * c + ci,
+    };
+    for (i, &t) in targets.iter().enumerate() {
+        let xi = &x[i * c..(i + 1) * c];
+        let mut picked = b.map_or(0.0, |b| b[t] as f64);
+        for (ci, &xv) in xi.iter().enumerate() {
+            let wv = w[w_at(ci, t)];
+            picked += xv as f64 * wv as f64;
+            grad_x[i * c + ci] -= wv * scale;
+            grad_w[w_at(ci, t)] -= xv * scale;
+        }
+        loss_sum -= picked;
+        if let Some(grad_b) = grad_b.as_mut() {
+            grad_b[t] -= scale;
+        }
+    }
+    HostGradients {
+        loss: (loss_sum * scale as f64) as f32,
+        x: grad_x,
+        w: grad_w,
+        b: grad_b,
+    }
+}

@@ -15,6 +15,11 @@
 //! gradient, for any upstream scale. The autodiff graph holds only `[n, C]` tensors and tensors
 //! shaped as the weight (`[C, V]`, or `[V, C]` for [`table_cross_entropy`]), never an `[n, V]`
 //! one.
+//!
+//! On the CPU backends (NdArray, and Flex with the `flex` feature) with `f32` tensors, the same
+//! arithmetic runs on host buffers instead of tensor operations: one reused `[rows, V]` buffer,
+//! `gemm` products and an in-place, vectorised row softmax (the private `fused_host` module and
+//! [`crate::softmax_rows`]). Other backends (CUDA) and `f64` tensors use tensor operations.
 
 use burn::tensor::{
     backend::{AutodiffBackend, Backend},
@@ -122,7 +127,11 @@ fn fused_in_chunks<B: AutodiffBackend>(
         WeightLayout::Columns => weight.dims()[1],
         WeightLayout::Rows => weight.dims()[0],
     };
-    let rows = (chunk_elements / v.max(1)).clamp(1, n.max(1));
+    if n == 0 {
+        // No rows: a zero loss with no gradient, as the mean over nothing is taken to be.
+        return Tensor::zeros([1], &input.device());
+    }
+    let rows = (chunk_elements / v.max(1)).clamp(1, n);
     let parts = Parts {
         x: input.clone().inner(),
         w: weight.clone().inner(),
@@ -142,9 +151,6 @@ fn fused_in_chunks<B: AutodiffBackend>(
         tensor_gradients(parts)
     };
     let loss = Tensor::<B, 1>::from_inner(grads.loss);
-    if n == 0 {
-        return loss;
-    }
     let mut surrogate =
         (input * Tensor::from_inner(grads.x)).sum() + (weight * Tensor::from_inner(grads.w)).sum();
     if let (Some(bias), Some(gb)) = (bias, grads.b) {
@@ -178,7 +184,7 @@ struct Gradients<B: Backend> {
 }
 
 /// [`Gradients`] computed on host buffers ([`crate::fused_host`]), for the backends that pass
-/// [`host_buffers`].
+/// [`host_buffers`] (at least one row).
 fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
     let Parts {
         x,
@@ -226,7 +232,7 @@ fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
     }
 }
 
-/// [`Gradients`] by tensor operations, for any backend.
+/// [`Gradients`] by tensor operations, for any backend (at least one row).
 fn tensor_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
     let Parts {
         x,
@@ -295,14 +301,6 @@ fn tensor_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
         }
     }
     let loss = (loss_sum - picked_sum).mul_scalar(scale);
-    if n == 0 {
-        return Gradients {
-            loss,
-            x: Tensor::zeros(x.dims(), &inner_device),
-            w: Tensor::zeros(w.dims(), &inner_device),
-            b: b.map(|b| b.zeros_like().reshape([v])),
-        };
-    }
     let grad_x = Tensor::cat(grad_x, 0) - w_t.mul_scalar(scale);
     let onehot_w = Tensor::<B, 2>::zeros([v, x.dims()[1]], &inner_device).select_assign(
         0,
@@ -446,14 +444,15 @@ mod tests {
 
     /// The host path and the tensor path (which the CUDA backend takes) against each other on
     /// NdArray, for both layouts, with and without a bias, in one chunk and across chunks, with
-    /// logits spread wide enough that the softmax is far from uniform.
+    /// repeated targets and logits spread wide enough that the softmax is far from uniform.
     #[test]
     fn host_and_tensor_paths_agree() {
         type I = NdArray<f32>;
         let d = Default::default();
         let (n, c, v) = (13, 6, 37);
         let x = Tensor::<I, 2>::random([n, c], Distribution::Normal(0.0, 2.0), &d);
-        let t: Vec<i64> = (0..n).map(|i| ((i * 11 + 5) % v) as i64).collect();
+        // Targets 0, 3, 1, 4, 2, 0, ...: five classes, most of them twice or three times.
+        let t: Vec<i64> = (0..n).map(|i| ((i * 3) % 5) as i64).collect();
         let t = Tensor::<I, 1, Int>::from_data(TensorData::new(t, [n]), &d);
         for layout in [WeightLayout::Columns, WeightLayout::Rows] {
             let w_dims = match layout {
@@ -493,6 +492,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// No rows: a zero loss and zero gradients on both layouts (the host path would otherwise
+    /// see an input of zero columns).
+    #[test]
+    fn an_empty_batch_has_zero_loss_and_gradients() {
+        let d = Default::default();
+        let x = Tensor::<B, 2>::zeros([0, 4], &d).require_grad();
+        let w = Tensor::<B, 2>::random([4, 9], Distribution::Normal(0.0, 1.0), &d).require_grad();
+        let b = Tensor::<B, 1>::random([9], Distribution::Normal(0.0, 1.0), &d).require_grad();
+        let t = Tensor::<B, 1, Int>::from_data(TensorData::new(Vec::<i64>::new(), [0]), &d);
+        let loss = linear_cross_entropy(x.clone(), w.clone(), Some(b.clone()), t.clone());
+        assert_eq!(loss.clone().into_scalar(), 0.0);
+        let table =
+            Tensor::<B, 2>::random([9, 4], Distribution::Normal(0.0, 1.0), &d).require_grad();
+        let loss = loss + table_cross_entropy(x.clone(), table.clone(), t);
+        assert_eq!(loss.clone().into_scalar(), 0.0);
+        let grads = loss.backward();
+        for grad in [w.grad(&grads), table.grad(&grads)].into_iter().flatten() {
+            assert_eq!(grad.abs().max().into_scalar(), 0.0);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! products with it. On NdArray and Flex every one of those is a fresh `[rows, V]` tensor (at
 //! shape A 26 MB, at the paper's shape up to 256 MiB): allocated, page-faulted in, and on Flex
 //! zeroed and then copied once more to realign it. Here the same arithmetic runs on plain
-//! `f32` slices: the logits go into one buffer that is reused for every chunk, the softmax turns
+//! `f32` slices (`x` and `W` copied out once per call, the gradients handed back without a copy):
+//! the logits go into one buffer that is reused for every chunk, the softmax turns
 //! it into `G = P / n` in place ([`crate::softmax_rows`]), and the three products are `gemm`
 //! calls (the crate Flex itself uses, with its AVX-512 kernels) that write `∂x` in place and
 //! accumulate `∂W` and `∂b` across chunks.
@@ -64,7 +65,7 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     }
 }
 
-/// A row-major view for [`product`]: element `(i, j)` at `i·row_stride + j·col_stride`.
+/// A strided matrix view for [`product`]: element `(i, j)` at `i·row_stride + j·col_stride`.
 #[derive(Clone, Copy)]
 struct View {
     ptr: *const f32,

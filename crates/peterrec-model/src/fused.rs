@@ -27,7 +27,7 @@ use burn::tensor::{
 };
 
 use crate::fused_host::{self, HostInputs, Layout};
-use crate::softmax_rows::host_buffers;
+use crate::softmax_rows::{host_backend, HostBackend};
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
 /// bounds the transient `[rows, V]` buffer to 256 MiB of `f32`.
@@ -141,14 +141,15 @@ fn fused_in_chunks<B: AutodiffBackend>(
         v,
         rows,
     };
-    let host = host_buffers::<B::InnerBackend>()
-        && input.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
-    let grads = if host {
-        host_gradients(parts)
-    } else {
-        tensor_gradients(parts)
+    let host = host_backend::<B::InnerBackend>();
+    let host = host.filter(|_| {
+        input.dtype() == DType::F32
+            && weight.dtype() == DType::F32
+            && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
+    });
+    let grads = match host {
+        Some(backend) => host_gradients(parts, backend),
+        None => tensor_gradients(parts),
     };
     let loss = Tensor::<B, 1>::from_inner(grads.loss);
     let mut surrogate =
@@ -183,9 +184,9 @@ struct Gradients<B: Backend> {
     b: Option<Tensor<B, 1>>,
 }
 
-/// [`Gradients`] computed on host buffers ([`crate::fused_host`]), for the backends that pass
-/// [`host_buffers`] (at least one row).
-fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
+/// [`Gradients`] computed on host buffers ([`crate::fused_host`]), for `B` the CPU backend
+/// `backend` (at least one row).
+fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradients<B> {
     let Parts {
         x,
         w,
@@ -198,9 +199,7 @@ fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
     let device = x.device();
     let [n, c] = x.dims();
     let w_dims = w.dims();
-    let host =
-        |tensor: Tensor<B, 2>| -> Vec<f32> { tensor.into_data().into_vec().expect("f32 tensor") };
-    let b = b.map(|b| b.into_data().into_vec::<f32>().expect("f32 bias"));
+    let b = b.map(|b| host_values(b, backend));
     let targets: Vec<usize> = t
         .into_data()
         .convert::<i64>()
@@ -209,7 +208,7 @@ fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
         .into_iter()
         .map(|t| usize::try_from(t).expect("targets lie in 0..V"))
         .collect();
-    let (x_host, w_host) = (host(x), host(w));
+    let (x_host, w_host) = (host_values(x, backend), host_values(w, backend));
     let grads = fused_host::gradients(HostInputs {
         x: &x_host,
         w: &w_host,
@@ -230,6 +229,22 @@ fn host_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
             .b
             .map(|gb| Tensor::from_data(TensorData::new(gb, [v]), &device)),
     }
+}
+
+/// A tensor's `f32` values, row-major, for `B` the CPU backend `backend`.
+///
+/// The tensors passed here are shared (the autodiff graph holds them too). NdArray copies a
+/// shared tensor out value by value (a shape A fine-tuning step spent a quarter of its time
+/// there), so on NdArray a multiplication by one first makes a fresh, unshared tensor (one
+/// vectorised pass) that it then hands over without a further copy. Flex copies a shared tensor
+/// with one `memcpy`.
+fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>, backend: HostBackend) -> Vec<f32> {
+    let tensor = match backend {
+        HostBackend::NdArray => tensor.mul_scalar(1.0),
+        #[cfg(feature = "flex")]
+        HostBackend::Flex => tensor,
+    };
+    tensor.into_data().into_vec().expect("an f32 tensor")
 }
 
 /// [`Gradients`] by tensor operations, for any backend (at least one row).
@@ -479,7 +494,7 @@ mod tests {
                         v,
                         rows,
                     };
-                    let host = host_gradients(parts());
+                    let host = host_gradients(parts(), HostBackend::NdArray);
                     let tensor = tensor_gradients(parts());
                     let case = format!("{layout:?}, bias {}, {rows} rows", b.is_some());
                     let dl = max_abs_diff(host.loss, tensor.loss);

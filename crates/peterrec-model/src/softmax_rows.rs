@@ -4,26 +4,36 @@
 //! [`softmax_row`] turns a row of `logits + bias` into `scale · softmax(row)` and returns
 //! `log Σ exp(row)`, in three passes over the row while it is in cache (max, `exp` and sum,
 //! scale; four with a bias), with the `exp` of [`exp_nonpositive`] instead of a libm call per element, at the
-//! widest vectors the CPU has (AVX-512, AVX2 + FMA, or the baseline). `host_buffers` says
+//! widest vectors the CPU has (AVX-512, AVX2 + FMA, or the baseline). `host_backend` says
 //! which backends keep their tensors in host memory, where such code can work on them.
 
 use std::any::TypeId;
 
 use burn::tensor::backend::Backend;
 
-/// Whether `B`'s float tensors are buffers in host memory (NdArray, and Flex with the `flex`
-/// feature): `into_data` hands one over without a copy when nothing else holds it (and copies
-/// it otherwise), `from_data` takes a `Vec` without a copy.
-pub(crate) fn host_buffers<B: Backend>() -> bool {
+/// The CPU backends whose float tensors are buffers in host memory: `into_data` hands one over
+/// without a copy when nothing else holds it, `from_data` takes a `Vec` without a copy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HostBackend {
+    /// NdArray. It copies a *shared* tensor out value by value through a dynamic-rank iterator
+    /// (about 20 ns a value).
+    NdArray,
+    /// Flex (with the `flex` feature). It copies a shared tensor out with one `memcpy`.
+    #[cfg(feature = "flex")]
+    Flex,
+}
+
+/// Which [`HostBackend`] `B` is, if any.
+pub(crate) fn host_backend<B: Backend>() -> Option<HostBackend> {
     let primitive = TypeId::of::<B::FloatTensorPrimitive>();
     if primitive == TypeId::of::<burn::backend::ndarray::NdArrayTensor>() {
-        return true;
+        return Some(HostBackend::NdArray);
     }
     #[cfg(feature = "flex")]
     if primitive == TypeId::of::<burn::backend::flex::FlexTensor>() {
-        return true;
+        return Some(HostBackend::Flex);
     }
-    false
+    None
 }
 
 /// `row ← scale · softmax(row + bias)` in place; returns `log Σ exp(row + bias)`.
@@ -208,9 +218,12 @@ mod tests {
     }
 
     #[test]
-    fn the_cpu_backends_hand_over_host_buffers() {
-        assert!(host_buffers::<NdArray<f32>>());
-        assert!(host_buffers::<NdArray<f64>>());
-        assert!(!host_buffers::<burn::backend::Autodiff<NdArray<f32>>>());
+    fn the_cpu_backends_are_recognised() {
+        assert_eq!(host_backend::<NdArray<f32>>(), Some(HostBackend::NdArray));
+        assert_eq!(host_backend::<NdArray<f64>>(), Some(HostBackend::NdArray));
+        assert_eq!(
+            host_backend::<burn::backend::Autodiff<NdArray<f32>>>(),
+            None
+        );
     }
 }

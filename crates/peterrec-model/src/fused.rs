@@ -26,7 +26,7 @@ use burn::tensor::{
     DType, IndexingUpdateOp, Int, Tensor, TensorData,
 };
 
-use crate::fused_host::{self, HostInputs, Layout};
+use crate::fused_host::{self, HostInputs};
 use crate::softmax_rows::{host_backend, HostBackend};
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
@@ -84,7 +84,7 @@ pub fn table_cross_entropy<B: AutodiffBackend>(
 
 /// How the class weights of a fused cross-entropy are stored.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum WeightLayout {
+pub(crate) enum WeightLayout {
     /// `[C, V]`: one column per class (a `Linear` weight).
     Columns,
     /// `[V, C]`: one row per class (an embedding table).
@@ -212,10 +212,7 @@ fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradient
     let grads = fused_host::gradients(HostInputs {
         x: &x_host,
         w: &w_host,
-        layout: match layout {
-            WeightLayout::Columns => Layout::Columns,
-            WeightLayout::Rows => Layout::Rows,
-        },
+        layout,
         b: b.as_deref(),
         targets: &targets,
         v,

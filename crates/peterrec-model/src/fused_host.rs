@@ -13,16 +13,8 @@
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use crate::fused::WeightLayout as Layout;
 use crate::softmax_rows::softmax_row;
-
-/// How the class weights are stored (see [`crate::fused`]).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Layout {
-    /// `[C, V]`: one column per class.
-    Columns,
-    /// `[V, C]`: one row per class.
-    Rows,
-}
 
 /// Loss and gradients of the mean softmax cross-entropy of `x·W + b` against `targets`.
 pub(crate) struct HostGradients {
@@ -117,7 +109,8 @@ unsafe fn product(
 /// `rows · V` values.
 ///
 /// # Panics
-/// If a slice's length disagrees with `n`, `C`, `V`, or a target is not below `V`.
+/// If there are no targets (`C` is read off `x` as `x.len() / n`), a slice's length disagrees
+/// with `n`, `C`, `V`, or a target is not below `V`.
 pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
     let HostInputs {
         x,
@@ -157,6 +150,8 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
     let mut logits = vec![0f32; rows.min(n) * v];
     let ones = vec![1f32; rows];
     let mut log_sum_exp = vec![0f32; rows];
+    // Rows per Rayon task in the softmax: about 64 Ki logits, enough to amortise the hand-off.
+    let rows_per_task = ((1usize << 16) / v.max(1)).max(1);
     let mut loss_sum = 0f64;
     for start in (0..n).step_by(rows) {
         let len = rows.min(n - start);
@@ -170,7 +165,6 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         // SAFETY: `g` is [len, V]; `xc` addresses rows start..start+len of `x` ([n, C]); `w_cv`
         // addresses `w` ([C, V] either way round).
         unsafe { product(g, len, v, c, xc, w_cv, false) };
-        let rows_per_task = ((1usize << 16) / v.max(1)).max(1);
         g.par_chunks_mut(v.max(1))
             .zip(log_sum_exp[..len].par_iter_mut())
             .with_min_len(rows_per_task)

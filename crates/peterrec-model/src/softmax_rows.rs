@@ -3,9 +3,10 @@
 //!
 //! [`softmax_row`] turns a row of `logits + bias` into `scale · softmax(row)` and returns
 //! `log Σ exp(row)`, in three passes over the row while it is in cache (max, `exp` and sum,
-//! scale; four with a bias), with the `exp` of [`exp_nonpositive`] instead of a libm call per element, at the
-//! widest vectors the CPU has (AVX-512, AVX2 + FMA, or the baseline). `host_backend` says
-//! which backends keep their tensors in host memory, where such code can work on them.
+//! scale; four with a bias), with the `exp` of [`exp_nonpositive`] instead of a libm call per
+//! element, at the widest vectors the CPU has (AVX-512, AVX2 + FMA, or the baseline).
+//! `host_backend` says which backends keep their tensors in host memory, where such code can
+//! work on them.
 
 use std::any::TypeId;
 

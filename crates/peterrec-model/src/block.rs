@@ -3,10 +3,11 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{activation::relu, backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::conv::{DilatedConv1d, DilatedConv1dConfig};
+use crate::norm_relu::layer_norm_relu;
 use crate::patch::{ModelPatch, ModelPatchConfig};
 use crate::positions::BlockPlan;
 
@@ -85,6 +86,7 @@ impl ResidualBlockConfig {
             mp2: None,
             parallel: false,
             parallel_adds_input: false,
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 
@@ -117,6 +119,9 @@ pub struct ResidualBlock<B: Backend> {
     /// by [`crate::interchange`] when it imports the port's parallel patches. Our own task files
     /// ([`crate::persist`]) do not record it.
     pub parallel_adds_input: bool,
+    /// The epsilon both LayerNorms were built with (Burn keeps `LayerNorm`'s own private);
+    /// [`layer_norm_relu`] needs it.
+    pub layer_norm_eps: f64,
 }
 
 impl<B: Backend> ResidualBlock<B> {
@@ -181,7 +186,7 @@ impl<B: Backend> ResidualBlock<B> {
             Some(mp) => mp.forward(h),
             None => h,
         };
-        let h = relu(self.ln1.forward(h));
+        let h = layer_norm_relu(&self.ln1, self.layer_norm_eps, h);
         let h2 = self.conv2.forward_planned(h.clone(), &plan.conv2);
         let h2 = match &self.mp2 {
             Some(mp) if self.parallel && self.parallel_adds_input => {
@@ -191,6 +196,6 @@ impl<B: Backend> ResidualBlock<B> {
             Some(mp) => mp.forward(h2),
             None => h2,
         };
-        plan.input_to_output.apply(x) + relu(self.ln2.forward(h2))
+        plan.input_to_output.apply(x) + layer_norm_relu(&self.ln2, self.layer_norm_eps, h2)
     }
 }

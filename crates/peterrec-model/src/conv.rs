@@ -18,6 +18,8 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::conv_host;
+use crate::host::{route_for, Route};
 use crate::init::{tn_param, zeros_param, DEFAULT_INIT_STD};
 use crate::positions::{index_tensor, ConvGeometry, TapPlan};
 
@@ -136,12 +138,27 @@ impl<B: Backend> DilatedConv1d<B> {
         if plan.is_identity() {
             return linear_rows(&self.linear, x);
         }
-        let [batch, inputs, channels] = x.dims();
         assert_eq!(
-            inputs,
+            x.dims()[1],
             plan.inputs(),
             "the tap plan was built for another input"
         );
+        match (route_for::<B>(x.dtype()), &self.linear.bias) {
+            (Route::Tensor, _) | (_, None) => self.forward_planned_tensor(x, plan),
+            (route, Some(bias)) => {
+                conv_host::conv(route, x, self.linear.weight.val(), bias.val(), plan)
+            }
+        }
+    }
+
+    /// [`Self::forward_planned`] by Burn tensor operations (the route of backends other than
+    /// the CPU ones, and the reference the host route is tested against).
+    ///
+    /// # Shapes
+    /// - input: `[batch, plan.inputs(), channels_in]`
+    /// - output: `[batch, plan.outputs(), channels_out]`
+    pub(crate) fn forward_planned_tensor(&self, x: Tensor<B, 3>, plan: &TapPlan) -> Tensor<B, 3> {
+        let [batch, inputs, channels] = x.dims();
         let (outputs, k) = (plan.outputs(), plan.kernel_size());
         let device = x.device();
         // One gather builds the `[B, outputs, k·C]` tap matrix: row `(b, o, j)` of the gathered
@@ -310,6 +327,136 @@ mod tests {
                 let dx = (xg - xr).abs().max().into_scalar();
                 let dw = (wg - wr).abs().max().into_scalar();
                 assert!(dx < 1e-4 && dw < 1e-4, "causal={causal} d={d}: {dx} {dw}");
+            }
+        }
+    }
+
+    /// Value and gradients (input, weight, bias) of `Σ up ⊙ conv(x)` by the forward of the
+    /// backend's route and by the tensor route, over a plan of chosen outputs.
+    #[allow(clippy::type_complexity)]
+    fn both_routes(
+        conv: &DilatedConv1d<burn::backend::Autodiff<B>>,
+        outputs: &[usize],
+        length: usize,
+        x_trains: bool,
+    ) -> Vec<(
+        Tensor<B, 3>,
+        Option<Tensor<B, 3>>,
+        Option<Tensor<B, 2>>,
+        Option<Tensor<B, 1>>,
+    )> {
+        use burn::backend::Autodiff;
+        use burn::tensor::Distribution;
+        let device = Default::default();
+        let inputs = conv.geometry().needed_inputs(outputs, length);
+        let plan = TapPlan::new(&inputs, outputs, length, conv.geometry());
+        let batch = 3;
+        let x0 = Tensor::<B, 3>::random(
+            [batch, inputs.len(), 5],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let up = Tensor::<B, 3>::random(
+            [batch, outputs.len(), 4],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        [true, false]
+            .into_iter()
+            .map(|host| {
+                let mut x = Tensor::<Autodiff<B>, 3>::from_inner(x0.clone());
+                if x_trains {
+                    x = x.require_grad();
+                }
+                let y = if host {
+                    conv.forward_planned(x.clone(), &plan)
+                } else {
+                    conv.forward_planned_tensor(x.clone(), &plan)
+                };
+                let grads = (y.clone() * Tensor::from_inner(up.clone()))
+                    .sum()
+                    .backward();
+                let bias = conv.linear.bias.as_ref().unwrap().val();
+                (
+                    y.inner(),
+                    x.grad(&grads),
+                    conv.linear.weight.val().grad(&grads),
+                    bias.grad(&grads),
+                )
+            })
+            .collect()
+    }
+
+    fn max_diff<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn host_route_matches_the_tensor_route_on_pruned_plans() {
+        use burn::module::{AutodiffModule, Module};
+        type A = burn::backend::Autodiff<B>;
+        let device = Default::default();
+        let length = 9;
+        for causal in [true, false] {
+            for d in [1, 2, 4] {
+                for outputs in [(0..length).collect::<Vec<_>>(), vec![8], vec![3, 8]] {
+                    let conv = DilatedConv1dConfig::new(5, 4)
+                        .with_dilation(d)
+                        .with_causal(causal)
+                        .with_init_std(0.5)
+                        .init::<A>(&device);
+                    // A non-zero bias, so that its place in the output is checked too.
+                    let conv = DilatedConv1d {
+                        linear: Linear {
+                            bias: conv
+                                .linear
+                                .bias
+                                .map(|b| b.map(|b| b.add_scalar(0.25).detach().require_grad())),
+                            ..conv.linear
+                        },
+                        ..conv
+                    };
+                    let case = format!("causal={causal} d={d} outputs={outputs:?}");
+                    // Everything trains; then a frozen layer (PeterRec's backbone) under a
+                    // trained input; then a trained layer over a constant input.
+                    for (frozen, x_trains) in [(false, true), (true, true), (false, false)] {
+                        let conv = if frozen {
+                            conv.clone().no_grad()
+                        } else {
+                            conv.clone()
+                        };
+                        let mut runs = both_routes(&conv, &outputs, length, x_trains);
+                        let (y2, gx2, gw2, gb2) = runs.pop().unwrap();
+                        let (y1, gx1, gw1, gb1) = runs.pop().unwrap();
+                        assert!(max_diff(y1, y2) < 1e-5, "{case}: values");
+                        assert_eq!(gx1.is_some(), x_trains, "{case}");
+                        assert_eq!(gw1.is_some(), !frozen, "{case}");
+                        assert_eq!(gb1.is_some(), !frozen, "{case}");
+                        assert_eq!(gx1.is_some(), gx2.is_some(), "{case}");
+                        assert_eq!(gw1.is_some(), gw2.is_some(), "{case}");
+                        if let (Some(a), Some(b)) = (gx1, gx2) {
+                            assert!(max_diff(a, b) < 1e-4, "{case}: input gradients");
+                        }
+                        if let (Some(a), Some(b)) = (gw1, gw2) {
+                            assert!(max_diff(a, b) < 1e-4, "{case}: weight gradients");
+                        }
+                        if let (Some(a), Some(b)) = (gb1, gb2) {
+                            assert!(max_diff(a, b) < 1e-4, "{case}: bias gradients");
+                        }
+                    }
+                    // Inference on the backend itself (no autodiff) takes the host route too.
+                    let valid = conv.valid();
+                    let inputs = valid.geometry().needed_inputs(&outputs, length);
+                    let plan = TapPlan::new(&inputs, &outputs, length, valid.geometry());
+                    let x = Tensor::<B, 3>::random(
+                        [2, inputs.len(), 5],
+                        burn::tensor::Distribution::Normal(0.0, 1.0),
+                        &device,
+                    );
+                    let host = valid.forward_planned(x.clone(), &plan);
+                    let tensor = valid.forward_planned_tensor(x, &plan);
+                    assert!(max_diff(host, tensor) < 1e-5, "{case}: inference");
+                }
             }
         }
     }

@@ -27,7 +27,7 @@ use burn::tensor::{
 };
 
 use crate::fused_host::{self, HostInputs};
-use crate::softmax_rows::{host_backend, HostBackend};
+use crate::host::{host_backend, host_values, HostBackend};
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
 /// bounds the transient `[rows, V]` buffer to 256 MiB of `f32`.
@@ -226,22 +226,6 @@ fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradient
             .b
             .map(|gb| Tensor::from_data(TensorData::new(gb, [v]), &device)),
     }
-}
-
-/// A tensor's `f32` values, row-major, for `B` the CPU backend `backend`.
-///
-/// The tensors passed here are shared (the autodiff graph holds them too). NdArray copies a
-/// shared tensor out value by value (a shape A fine-tuning step spent a quarter of its time
-/// there), so on NdArray a multiplication by one first makes a fresh, unshared tensor (one
-/// vectorised pass) that it then hands over without a further copy. Flex copies a shared tensor
-/// with one `memcpy`.
-fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>, backend: HostBackend) -> Vec<f32> {
-    let tensor = match backend {
-        HostBackend::NdArray => tensor.mul_scalar(1.0),
-        #[cfg(feature = "flex")]
-        HostBackend::Flex => tensor,
-    };
-    tensor.into_data().into_vec().expect("an f32 tensor")
 }
 
 /// [`Gradients`] by tensor operations, for any backend (at least one row).

@@ -49,7 +49,7 @@ pub(crate) struct HostInputs<'a> {
 /// Products below this many multiply-adds run on one thread (as Flex decides).
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
-fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
         Parallelism::Rayon(rayon::current_num_threads())
     } else {
@@ -59,10 +59,30 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
 
 /// A strided matrix view for [`product`]: element `(i, j)` at `i·row_stride + j·col_stride`.
 #[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
+pub(crate) struct View {
+    pub(crate) ptr: *const f32,
+    pub(crate) row_stride: isize,
+    pub(crate) col_stride: isize,
+}
+
+impl View {
+    /// A row-major `[rows, cols]` matrix (`cols` values per row) held in `values`.
+    pub(crate) fn rows(values: &[f32], cols: usize) -> Self {
+        Self {
+            ptr: values.as_ptr(),
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the row-major matrix of `cols` columns held in `values`.
+    pub(crate) fn transposed(values: &[f32], cols: usize) -> Self {
+        Self {
+            ptr: values.as_ptr(),
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
 }
 
 /// `dst ← (accumulate ? dst : 0) + lhs·rhs` for `dst: [m, n]` row-major (contiguous rows of
@@ -70,7 +90,7 @@ struct View {
 ///
 /// # Safety
 /// `dst` must hold `m·n` values; each view must address `[m, k]` / `[k, n]` valid values.
-unsafe fn product(
+pub(crate) unsafe fn product(
     dst: &mut [f32],
     m: usize,
     n: usize,

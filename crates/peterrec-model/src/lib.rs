@@ -35,16 +35,19 @@
 pub mod backbone;
 pub mod block;
 pub mod conv;
+mod conv_host;
 pub mod error;
 pub mod finetune;
 pub mod fused;
 mod fused_host;
 pub mod hash;
 pub mod head;
+mod host;
 pub mod init;
 pub mod interchange;
 pub mod lm;
 pub mod loss;
+pub mod norm_relu;
 pub mod params;
 pub mod patch;
 pub mod paths;
@@ -52,6 +55,7 @@ pub mod persist;
 pub mod positions;
 pub mod rank;
 pub mod sampled;
+mod sampled_host;
 pub mod softmax_rows;
 pub mod stream;
 

@@ -12,10 +12,12 @@ use crate::backbone::{NextItNet, NextItNetConfig};
 use crate::error::Result as ModelResult;
 use crate::fused::linear_cross_entropy;
 use crate::head::{SoftmaxHead, SoftmaxHeadConfig};
+use crate::host::{route_for, Route};
 use crate::loss::{
     cross_entropy, masked_positions, sampled_softmax_loss, select_positions, LossOutput,
 };
 use crate::sampled::NegativeSampler;
+use crate::sampled_host::{sampled_cross_entropy, Candidates};
 
 /// NextItNet with its pretraining head.
 ///
@@ -131,32 +133,26 @@ impl<B: Backend> NextItNetLM<B> {
         let n = t.dims()[0];
         let true_ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().expect("int targets");
         let negatives = sampler.sample(rng);
-        let s = negatives.len();
-        let neg_ids: Vec<i64> = negatives.iter().map(|&v| v as i64).collect();
-        let weight = self.head.linear.weight.val(); // [C, V]
-        let bias = self.head.linear.bias.as_ref().map(|b| b.val());
-        let neg_idx =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(neg_ids.clone(), [s]), &device);
-        let mut neg_logits = h.clone().matmul(weight.clone().select(1, neg_idx.clone()));
-        let true_w = weight.select(1, t.clone()).transpose(); // [n, C]
-        let mut true_logits = (h * true_w).sum_dim(1).reshape([n]);
-        if let Some(bias) = bias {
-            neg_logits = neg_logits + bias.clone().select(0, neg_idx).reshape([1, s]);
-            true_logits = true_logits + bias.select(0, t);
-        }
         let true_log_q: Vec<f32> = true_ids.iter().map(|&i| sampler.log_q(i as u32)).collect();
         let neg_log_q: Vec<f32> = negatives.iter().map(|&i| sampler.log_q(i)).collect();
-        let hits: Vec<bool> = true_ids
-            .iter()
-            .flat_map(|&ti| neg_ids.iter().map(move |&ni| ni == ti))
-            .collect();
-        let loss = sampled_softmax_loss(
-            true_logits,
-            neg_logits,
-            Tensor::from_data(TensorData::new(true_log_q, [n]), &device),
-            Tensor::from_data(TensorData::new(neg_log_q, [s]), &device),
-            Tensor::<B, 2, Bool>::from_data(TensorData::new(hits, [n, s]), &device),
-        );
+        let weight = self.head.linear.weight.val(); // [C, V]
+        let bias = self.head.linear.bias.as_ref().map(|b| b.val());
+        match (route_for::<B>(h.dtype()), &bias) {
+            (Route::Tensor, _) | (_, None) => {}
+            (route, Some(bias)) => {
+                let targets: Vec<usize> = true_ids.iter().map(|&t| t as usize).collect();
+                let negatives: Vec<usize> = negatives.iter().map(|&j| j as usize).collect();
+                let candidates = Candidates {
+                    targets: &targets,
+                    negatives: &negatives,
+                    true_log_q: &true_log_q,
+                    neg_log_q: &neg_log_q,
+                };
+                let loss = sampled_cross_entropy(route, h, weight, bias.clone(), &candidates);
+                return LossOutput { loss, count: n };
+            }
+        }
+        let loss = tensor_sampled_loss(h, weight, bias, t, &negatives, true_log_q, neg_log_q);
         LossOutput { loss, count: n }
     }
 }
@@ -189,6 +185,47 @@ impl<B: AutodiffBackend> NextItNetLM<B> {
             count,
         }
     }
+}
+
+/// The sampled-softmax loss by Burn tensor operations (any backend; the reference of the host
+/// route, `crate::sampled_host`).
+///
+/// # Shapes
+/// - h: `[n, C]`, weight: `[C, V]`, bias: `[V]`, t: `[n]`
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tensor_sampled_loss<B: Backend>(
+    h: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+    t: Tensor<B, 1, Int>,
+    negatives: &[u32],
+    true_log_q: Vec<f32>,
+    neg_log_q: Vec<f32>,
+) -> Tensor<B, 1> {
+    let device = h.device();
+    let n = t.dims()[0];
+    let true_ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().expect("int targets");
+    let s = negatives.len();
+    let neg_ids: Vec<i64> = negatives.iter().map(|&v| v as i64).collect();
+    let neg_idx = Tensor::<B, 1, Int>::from_data(TensorData::new(neg_ids.clone(), [s]), &device);
+    let mut neg_logits = h.clone().matmul(weight.clone().select(1, neg_idx.clone()));
+    let true_w = weight.select(1, t.clone()).transpose(); // [n, C]
+    let mut true_logits = (h * true_w).sum_dim(1).reshape([n]);
+    if let Some(bias) = bias {
+        neg_logits = neg_logits + bias.clone().select(0, neg_idx).reshape([1, s]);
+        true_logits = true_logits + bias.select(0, t);
+    }
+    let hits: Vec<bool> = true_ids
+        .iter()
+        .flat_map(|&ti| neg_ids.iter().map(move |&ni| ni == ti))
+        .collect();
+    sampled_softmax_loss(
+        true_logits,
+        neg_logits,
+        Tensor::from_data(TensorData::new(true_log_q, [n]), &device),
+        Tensor::from_data(TensorData::new(neg_log_q, [s]), &device),
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(hits, [n, s]), &device),
+    )
 }
 
 fn empty_loss<B: Backend>(device: &B::Device) -> LossOutput<B> {

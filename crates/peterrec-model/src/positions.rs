@@ -121,6 +121,12 @@ impl TapPlan {
         self.kernel_size
     }
 
+    /// Entry `o·k + j`: the compact input row (within its sequence) of tap `j` of output `o`, or
+    /// `None` for a position outside the sequence.
+    pub(crate) fn sources(&self) -> &[Option<usize>] {
+        &self.sources
+    }
+
     /// Whether the convolution is a plain per-row product of its input (`k = 1`, same positions).
     pub fn is_identity(&self) -> bool {
         self.identity

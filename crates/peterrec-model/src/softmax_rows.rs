@@ -5,37 +5,6 @@
 //! `log Σ exp(row)`, in three passes over the row while it is in cache (max, `exp` and sum,
 //! scale; four with a bias), with the `exp` of [`exp_nonpositive`] instead of a libm call per
 //! element, at the widest vectors the CPU has (AVX-512, AVX2 + FMA, or the baseline).
-//! `host_backend` says which backends keep their tensors in host memory, where such code can
-//! work on them.
-
-use std::any::TypeId;
-
-use burn::tensor::backend::Backend;
-
-/// The CPU backends whose float tensors are buffers in host memory: `into_data` hands one over
-/// without a copy when nothing else holds it, `from_data` takes a `Vec` without a copy.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum HostBackend {
-    /// NdArray. It copies a *shared* tensor out value by value through a dynamic-rank iterator
-    /// (about 20 ns a value).
-    NdArray,
-    /// Flex (with the `flex` feature). It copies a shared tensor out with one `memcpy`.
-    #[cfg(feature = "flex")]
-    Flex,
-}
-
-/// Which [`HostBackend`] `B` is, if any.
-pub(crate) fn host_backend<B: Backend>() -> Option<HostBackend> {
-    let primitive = TypeId::of::<B::FloatTensorPrimitive>();
-    if primitive == TypeId::of::<burn::backend::ndarray::NdArrayTensor>() {
-        return Some(HostBackend::NdArray);
-    }
-    #[cfg(feature = "flex")]
-    if primitive == TypeId::of::<burn::backend::flex::FlexTensor>() {
-        return Some(HostBackend::Flex);
-    }
-    None
-}
 
 /// `row ← scale · softmax(row + bias)` in place; returns `log Σ exp(row + bias)`.
 ///
@@ -164,7 +133,6 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
 
     /// [`exp_nonpositive`] against the correctly rounded `eᵡ` (from `f64::exp`) over a dense
     /// grid of [−87, 0]: at most 1 ulp apart; exactly 0 below −87; NaN passing through.
@@ -216,15 +184,5 @@ mod tests {
         let mut row = vec![f32::NEG_INFINITY; 20];
         assert!(softmax_row(&mut row, None, 1.0).is_nan());
         assert!(row.iter().all(|p| p.is_nan()));
-    }
-
-    #[test]
-    fn the_cpu_backends_are_recognised() {
-        assert_eq!(host_backend::<NdArray<f32>>(), Some(HostBackend::NdArray));
-        assert_eq!(host_backend::<NdArray<f64>>(), Some(HostBackend::NdArray));
-        assert_eq!(
-            host_backend::<burn::backend::Autodiff<NdArray<f32>>>(),
-            None
-        );
     }
 }

@@ -1,0 +1,179 @@
+//! Operations on host buffers for the CPU backends.
+//!
+//! NdArray and Flex keep their tensors in host memory. The fused operations of this crate
+//! ([`crate::fused`], [`crate::norm_relu`], the convolution of [`crate::conv`]) take their
+//! values out as `Vec<f32>`, compute with plain loops and `gemm`, and hand the results back, as
+//! one node of the autodiff graph with its own backward step where they train. This module says
+//! which backend a generic `B` is ([`route`]) and moves values in and out.
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+
+/// The CPU backends whose float tensors are buffers in host memory: `into_data` hands one over
+/// without a copy when nothing else holds it, `from_data` takes a `Vec` without a copy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HostBackend {
+    /// NdArray. It copies a *shared* tensor out value by value through a dynamic-rank iterator
+    /// (about 20 ns a value).
+    NdArray,
+    /// Flex (with the `flex` feature). It copies a shared tensor out with one `memcpy`.
+    #[cfg(feature = "flex")]
+    Flex,
+}
+
+/// Which [`HostBackend`] `B` is, if any.
+pub(crate) fn host_backend<B: Backend>() -> Option<HostBackend> {
+    let primitive = TypeId::of::<B::FloatTensorPrimitive>();
+    if primitive == TypeId::of::<burn::backend::ndarray::NdArrayTensor>() {
+        return Some(HostBackend::NdArray);
+    }
+    #[cfg(feature = "flex")]
+    if primitive == TypeId::of::<burn::backend::flex::FlexTensor>() {
+        return Some(HostBackend::Flex);
+    }
+    None
+}
+
+/// A tensor's `f32` values, row-major, for `B` the CPU backend `backend`.
+///
+/// The tensors passed here are often shared (the autodiff graph holds them too). NdArray copies a
+/// shared tensor out value by value (a shape A fine-tuning step spent a quarter of its time
+/// there), so on NdArray a multiplication by one first makes a fresh, unshared tensor (one
+/// vectorised pass) that it then hands over without a further copy. Flex copies a shared tensor
+/// with one `memcpy`.
+pub(crate) fn host_values<B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+    backend: HostBackend,
+) -> Vec<f32> {
+    let tensor = match backend {
+        HostBackend::NdArray => tensor.mul_scalar(1.0),
+        #[cfg(feature = "flex")]
+        HostBackend::Flex => tensor,
+    };
+    tensor.into_data().into_vec().expect("an f32 tensor")
+}
+
+/// Where a fused operation runs for a backend `B`.
+pub(crate) enum Route {
+    /// The autodiff operation over NdArray.
+    AutodiffNdArray,
+    /// The autodiff operation over Flex.
+    #[cfg(feature = "flex")]
+    AutodiffFlex,
+    /// The forward pass on host buffers, without autodiff.
+    Host,
+    /// Burn's tensor operations (any other backend, or a dtype other than `f32`).
+    Tensor,
+}
+
+/// The [`Route`] for `B`.
+pub(crate) fn route<B: Backend>() -> Route {
+    let backend = TypeId::of::<B>();
+    if backend == TypeId::of::<Autodiff<NdArray<f32>>>() {
+        return Route::AutodiffNdArray;
+    }
+    #[cfg(feature = "flex")]
+    if backend == TypeId::of::<Autodiff<burn::backend::Flex>>() {
+        return Route::AutodiffFlex;
+    }
+    host_backend::<B>().map_or(Route::Tensor, |_| Route::Host)
+}
+
+/// The `f32` values of a host backend's float tensor, row-major, borrowed in place when the
+/// tensor is a contiguous `f32` buffer (shared or not), else copied out.
+///
+/// Borrowing beats [`host_values`] for inputs that are only read: Flex hands a buffer over only
+/// when nothing else holds it and then still copies it into a `Vec<f32>` (its buffers are
+/// 64-byte aligned, a `Vec<f32>` is not), and NdArray copies a shared tensor value by value.
+pub(crate) fn values<I: Backend>(primitive: &I::FloatTensorPrimitive) -> Cow<'_, [f32]> {
+    if let Some(values) = borrow_f32(primitive) {
+        return Cow::Borrowed(values);
+    }
+    let n = primitive.shape().num_elements();
+    let flat = I::float_reshape(primitive.clone(), Shape::new([n]));
+    let data = Tensor::<I, 1>::from_primitive(TensorPrimitive::Float(flat)).into_data();
+    Cow::Owned(data.convert::<f32>().into_vec().expect("converted to f32"))
+}
+
+/// The values of a contiguous `f32` NdArray or Flex tensor, in place.
+fn borrow_f32<P: 'static>(primitive: &P) -> Option<&[f32]> {
+    let any = primitive as &dyn Any;
+    if let Some(tensor) = any.downcast_ref::<NdArrayTensor>() {
+        return match tensor {
+            NdArrayTensor::F32(storage) => storage.view().to_slice(),
+            _ => None,
+        };
+    }
+    #[cfg(feature = "flex")]
+    if let Some(tensor) = any.downcast_ref::<burn::backend::flex::FlexTensor>() {
+        return tensor.as_slice::<f32>();
+    }
+    None
+}
+
+/// The [`Route`] for `B` and a tensor of type `dtype` (host routes need `f32`).
+pub(crate) fn route_for<B: Backend>(dtype: DType) -> Route {
+    if dtype == DType::F32 {
+        route::<B>()
+    } else {
+        Route::Tensor
+    }
+}
+
+/// Moves `t` into type `U`, which the caller has checked is `T` itself.
+///
+/// # Panics
+/// If `U` is not `T`.
+pub(crate) fn cast<T: 'static, U: 'static>(t: T) -> U {
+    *(Box::new(t) as Box<dyn Any>)
+        .downcast::<U>()
+        .expect("the caller checked the types are equal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_backends_are_recognised() {
+        assert_eq!(host_backend::<NdArray<f32>>(), Some(HostBackend::NdArray));
+        assert_eq!(host_backend::<NdArray<f64>>(), Some(HostBackend::NdArray));
+        assert_eq!(
+            host_backend::<burn::backend::Autodiff<NdArray<f32>>>(),
+            None
+        );
+    }
+
+    #[test]
+    fn values_are_borrowed_from_contiguous_tensors_and_copied_from_others() {
+        type I = NdArray<f32>;
+        let device = Default::default();
+        let t = Tensor::<I, 2>::from_data([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]], &device);
+        let p = t.clone().into_primitive().tensor();
+        assert!(matches!(
+            values::<I>(&p),
+            Cow::Borrowed([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        ));
+        let p = t.transpose().into_primitive().tensor();
+        assert!(matches!(values::<I>(&p), Cow::Owned(v) if v == [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]));
+    }
+
+    #[test]
+    fn the_routes_are_recognised() {
+        assert!(matches!(
+            route::<Autodiff<NdArray<f32>>>(),
+            Route::AutodiffNdArray
+        ));
+        assert!(matches!(route::<NdArray<f32>>(), Route::Host));
+        assert!(matches!(route::<Autodiff<NdArray<f64>>>(), Route::Tensor));
+        assert!(matches!(
+            route_for::<NdArray<f32>>(DType::F64),
+            Route::Tensor
+        ));
+    }
+}

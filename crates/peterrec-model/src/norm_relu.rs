@@ -1,0 +1,509 @@
+//! `relu(LayerNorm(x))`, fused into one pass forward and one backward on the CPU backends.
+//!
+//! Every residual block normalises each convolution's output and rectifies it. Burn 0.21's
+//! `LayerNorm` under autodiff decomposes into ten recorded operations (mean, subtract, square,
+//! mean, add, square root, divide, scale, shift, then the ReLU), each a pass over the
+//! activations forward and one or more backward; at shape B (`[6,400, 256]`) that was about
+//! 3 ms forward and 6 ms backward per call on Flex, 16 calls per step.
+//!
+//! [`layer_norm_relu`] computes the same function on host buffers for NdArray and Flex (with
+//! `f32` tensors, recognised by their types) as a single operation of the autodiff graph with
+//! its own backward step ([`burn::backend::autodiff::ops::Backward`]): the forward pass keeps
+//! the input and each row's mean and `1/σ`; the backward pass recomputes `x̂` from them and
+//! writes, per row,
+//!
+//! ```text
+//! g  = ∂y ⊙ [γ·x̂ + β > 0]                   (the ReLU's mask)
+//! ∂γ += g ⊙ x̂,  ∂β += g
+//! ∂x = (1/σ) · (γ⊙g − mean(γ⊙g) − x̂ · mean(γ⊙g⊙x̂))
+//! ```
+//!
+//! Other backends (CUDA, `f64`) run Burn's `LayerNorm` and `relu`, the same function.
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, NdArray};
+use burn::nn::LayerNorm;
+use burn::tensor::backend::Backend;
+use burn::tensor::{activation::relu, Tensor, TensorData, TensorPrimitive};
+use rayon::prelude::*;
+
+use crate::host::{cast, route_for, values, Route};
+
+/// Rows per Rayon task: enough to amortise the task, small enough to split shape A's batch.
+const ROWS_PER_TASK: usize = 64;
+
+/// `relu(ln.forward(x))`, with `epsilon` the LayerNorm's epsilon (Burn 0.21 keeps it private,
+/// so the caller passes the value it built `ln` with).
+///
+/// # Shapes
+/// - input: `[..., channels]`
+/// - output: `[..., channels]`
+pub fn layer_norm_relu<B: Backend, const D: usize>(
+    ln: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let Some(beta) = ln.beta.as_ref() else {
+        return relu(ln.forward(x));
+    };
+    if x.shape().num_elements() == 0 {
+        return relu(ln.forward(x));
+    }
+    let dims = x.dims();
+    let c = dims[D - 1];
+    let n = x.shape().num_elements() / c;
+    let (gamma, beta) = (ln.gamma.val(), beta.val());
+    let eps = epsilon as f32;
+    let y: Tensor<B, 2> = match route_for::<B>(x.dtype()) {
+        Route::AutodiffNdArray => cast(autodiff_op::<NdArray<f32>>(
+            cast(x.reshape([n, c])),
+            cast(gamma),
+            cast(beta),
+            eps,
+        )),
+        #[cfg(feature = "flex")]
+        Route::AutodiffFlex => cast(autodiff_op::<burn::backend::Flex>(
+            cast(x.reshape([n, c])),
+            cast(gamma),
+            cast(beta),
+            eps,
+        )),
+        Route::Host => host_forward(x.reshape([n, c]), gamma, beta, eps),
+        Route::Tensor => return relu(ln.forward(x)),
+    };
+    y.reshape(dims)
+}
+
+/// The forward pass without autodiff (inference on NdArray or Flex).
+fn host_forward<B: Backend>(
+    x: Tensor<B, 2>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f32,
+) -> Tensor<B, 2> {
+    let device = x.device();
+    let [n, c] = x.dims();
+    let (x, gamma, beta) = (
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        beta.into_primitive().tensor(),
+    );
+    let mut y = vec![0.0f32; n * c];
+    let mut stats = vec![[0.0f32; 2]; n];
+    forward_rows(
+        &values::<B>(&x),
+        &mut stats,
+        &values::<B>(&gamma),
+        &values::<B>(&beta),
+        eps,
+        &mut y,
+    );
+    Tensor::from_data(TensorData::new(y, [n, c]), &device)
+}
+
+/// What the backward step keeps: the input, each row's mean and `1/σ`, and the parameters.
+struct Saved<I: Backend> {
+    inner: Arc<SavedInner<I>>,
+}
+
+impl<I: Backend> Clone for Saved<I> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct SavedInner<I: Backend> {
+    x: I::FloatTensorPrimitive,
+    stats: Vec<[f32; 2]>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    device: I::Device,
+}
+
+impl<I: Backend> std::fmt::Debug for Saved<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Saved")
+            .field("rows", &self.inner.stats.len())
+            .field("channels", &self.inner.gamma.len())
+            .finish()
+    }
+}
+
+/// The backward step of [`layer_norm_relu`] (parents: input, `γ`, `β`).
+#[derive(Debug)]
+struct LayerNormReluBackward;
+
+impl<I: Backend> Backward<I, 3> for LayerNormReluBackward {
+    type State = Saved<I>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let saved = ops.state.inner;
+        let upstream = grads.consume::<I>(&ops.node);
+        let c = saved.gamma.len();
+        let mut gx = vec![0.0f32; saved.stats.len() * c];
+        let (dgamma, dbeta) = backward_rows(
+            &values::<I>(&upstream),
+            &values::<I>(&saved.x),
+            &saved,
+            &mut gx,
+        );
+        drop(upstream);
+        let device = &saved.device;
+        let mut register = |id, values: Vec<f32>, shape: Vec<usize>| {
+            grads.register::<I>(
+                id,
+                I::float_from_data(TensorData::new(values, shape), device),
+            );
+        };
+        if let Some(node) = node_x {
+            let n = gx.len() / c;
+            register(node.id, gx, vec![n, c]);
+        }
+        if let Some(node) = node_gamma {
+            register(node.id, dgamma, vec![c]);
+        }
+        if let Some(node) = node_beta {
+            register(node.id, dbeta, vec![c]);
+        }
+    }
+}
+
+/// [`layer_norm_relu`] as one node of the autodiff graph over the host backend `I`.
+fn autodiff_op<I: Backend>(
+    x: Tensor<Autodiff<I>, 2>,
+    gamma: Tensor<Autodiff<I>, 1>,
+    beta: Tensor<Autodiff<I>, 1>,
+    eps: f32,
+) -> Tensor<Autodiff<I>, 2> {
+    let [n, c] = x.dims();
+    let x = x.into_primitive().tensor();
+    let gamma = gamma.into_primitive().tensor();
+    let beta = beta.into_primitive().tensor();
+    let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+    let device = I::float_device(&x.primitive);
+    let gamma = values::<I>(&gamma.primitive).into_owned();
+    let beta = values::<I>(&beta.primitive).into_owned();
+    let mut y = vec![0.0f32; n * c];
+    let mut stats = vec![[0.0f32; 2]; n];
+    forward_rows(
+        &values::<I>(&x.primitive),
+        &mut stats,
+        &gamma,
+        &beta,
+        eps,
+        &mut y,
+    );
+    let y = I::float_from_data(TensorData::new(y, [n, c]), &device);
+    let output = match LayerNormReluBackward
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let saved = Saved::<I> {
+                inner: Arc::new(SavedInner {
+                    x: x.primitive,
+                    stats,
+                    gamma,
+                    beta,
+                    device,
+                }),
+            };
+            prep.finish(saved, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// Normalises, scales, shifts and rectifies each row of `x` (rows of `gamma.len()` values) into
+/// `y`, writing `[mean, 1/σ]` of each row to `stats`.
+fn forward_rows(
+    x: &[f32],
+    stats: &mut [[f32; 2]],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+) {
+    let c = gamma.len();
+    let task = ROWS_PER_TASK * c;
+    y.par_chunks_mut(task)
+        .zip(x.par_chunks(task))
+        .zip(stats.par_chunks_mut(ROWS_PER_TASK))
+        .for_each(|((y, x), stats)| {
+            for ((y, x), stat) in y.chunks_mut(c).zip(x.chunks(c)).zip(stats) {
+                let mean = sum(x) / c as f32;
+                let var = sum_sq_dev(x, mean) / c as f32;
+                let rstd = 1.0 / (var + eps).sqrt();
+                *stat = [mean, rstd];
+                for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                    *y = ((x - mean) * rstd * g + b).max(0.0);
+                }
+            }
+        });
+}
+
+/// Writes the input's gradient for the upstream gradient `g` into `gx` (rows of the saved
+/// width); returns the gradients of `γ` and `β`.
+fn backward_rows<I: Backend>(
+    g: &[f32],
+    x: &[f32],
+    saved: &SavedInner<I>,
+    gx: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (gamma, beta) = (&saved.gamma[..], &saved.beta[..]);
+    let c = gamma.len();
+    let task = ROWS_PER_TASK * c;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = gx
+        .par_chunks_mut(task)
+        .zip(g.par_chunks(task))
+        .zip(x.par_chunks(task))
+        .zip(saved.stats.par_chunks(ROWS_PER_TASK))
+        .map(|(((gx, g), x), stats)| {
+            let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+            for (((gx, g), x), &[mean, rstd]) in gx
+                .chunks_mut(c)
+                .zip(g.chunks(c))
+                .zip(x.chunks(c))
+                .zip(stats)
+            {
+                let (s1, s2) =
+                    row_backward(g, x, mean, rstd, gamma, beta, &mut dgamma, &mut dbeta, gx);
+                let (m1, m2) = (s1 / c as f32, s2 / c as f32);
+                for (gx, &x) in gx.iter_mut().zip(x) {
+                    *gx = rstd * (*gx - m1 - (x - mean) * rstd * m2);
+                }
+            }
+            (dgamma, dbeta)
+        })
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+    for (pg, pb) in partials {
+        dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
+        dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    (dgamma, dbeta)
+}
+
+/// The first backward passes over one row: masks `g` by the ReLU, accumulates `∂γ` and `∂β`,
+/// writes `γ ⊙ g` to `out` and returns `(Σ γ⊙g, Σ γ⊙g⊙x̂)`. Branch-free (the ReLU's mask is a
+/// coin flip per value): an element-wise pass that vectorises, then the two sums in eight lanes.
+#[allow(clippy::too_many_arguments)]
+fn row_backward(
+    g: &[f32],
+    x: &[f32],
+    mean: f32,
+    rstd: f32,
+    gamma: &[f32],
+    beta: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    out: &mut [f32],
+) -> (f32, f32) {
+    for ((((((out, &g), &x), &gamma), &beta), dg), db) in out
+        .iter_mut()
+        .zip(g)
+        .zip(x)
+        .zip(gamma)
+        .zip(beta)
+        .zip(dgamma.iter_mut())
+        .zip(dbeta.iter_mut())
+    {
+        let xhat = (x - mean) * rstd;
+        // All ones when the output passed the ReLU, else zero: `g` or +0 without a branch.
+        let keep = 0u32.wrapping_sub(u32::from(xhat * gamma + beta > 0.0));
+        let gi = f32::from_bits(g.to_bits() & keep);
+        *dg += gi * xhat;
+        *db += gi;
+        *out = gi * gamma;
+    }
+    let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
+    let (g8, x8) = (out.chunks_exact(8), x.chunks_exact(8));
+    let (g_tail, x_tail) = (g8.remainder(), x8.remainder());
+    for (g, x) in g8.zip(x8) {
+        for lane in 0..8 {
+            s1[lane] += g[lane];
+            s2[lane] += g[lane] * ((x[lane] - mean) * rstd);
+        }
+    }
+    for (g, x) in g_tail.iter().zip(x_tail) {
+        s1[0] += g;
+        s2[0] += g * ((x - mean) * rstd);
+    }
+    (s1.iter().sum(), s2.iter().sum())
+}
+
+/// Σ x, in eight lanes.
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ (x − mean)², in eight lanes.
+fn sum_sq_dev(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a += (v - mean) * (v - mean);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::AutodiffModule;
+    use burn::module::Module;
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::Distribution;
+
+    type B = Autodiff<NdArray<f32>>;
+    const EPS: f64 = 1e-8;
+
+    fn max_abs_diff<const D: usize>(a: Tensor<NdArray<f32>, D>, b: Tensor<NdArray<f32>, D>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    /// A LayerNorm with random `γ` around 1 and `β` around 0 (so the ReLU cuts some values).
+    fn layer_norm(c: usize, trainable: bool) -> LayerNorm<B> {
+        let d = Default::default();
+        let mut ln = LayerNormConfig::new(c).with_epsilon(EPS).init::<B>(&d);
+        ln.gamma = ln.gamma.map(|_| {
+            Tensor::<B, 1>::random([c], Distribution::Normal(1.0, 0.5), &d).require_grad()
+        });
+        ln.beta = ln.beta.map(|b| {
+            b.map(|_| {
+                Tensor::<B, 1>::random([c], Distribution::Normal(0.0, 0.5), &d).require_grad()
+            })
+        });
+        if trainable {
+            ln
+        } else {
+            ln.no_grad()
+        }
+    }
+
+    /// Value and gradients of `Σ w ⊙ f(x)` for the fused op and for `relu(ln(x))`; returns the
+    /// largest differences (value, ∂x, ∂γ, ∂β; the last two `None` when frozen).
+    fn compare(dims: [usize; 3], trainable: bool) -> (f32, f32, Option<(f32, f32)>) {
+        let d = Default::default();
+        let ln = layer_norm(dims[2], trainable);
+        let x0 = Tensor::<NdArray<f32>, 3>::random(dims, Distribution::Normal(0.3, 2.0), &d);
+        let w = Tensor::<NdArray<f32>, 3>::random(dims, Distribution::Normal(0.0, 1.0), &d);
+        let run = |fused: bool| {
+            let x = Tensor::<B, 3>::from_inner(x0.clone()).require_grad();
+            let y = if fused {
+                layer_norm_relu(&ln, EPS, x.clone())
+            } else {
+                relu(ln.forward(x.clone()))
+            };
+            let grads = (y.clone() * Tensor::<B, 3>::from_inner(w.clone()))
+                .sum()
+                .backward();
+            let gx = x.grad(&grads).expect("x is tracked");
+            let gp = ln.gamma.val().grad(&grads).map(|gg| {
+                let gb = ln.beta.as_ref().unwrap().val().grad(&grads).unwrap();
+                (gg, gb)
+            });
+            (y.inner(), gx, gp)
+        };
+        let (y1, gx1, gp1) = run(true);
+        let (y2, gx2, gp2) = run(false);
+        let params = match (gp1, gp2) {
+            (Some((g1, b1)), Some((g2, b2))) => Some((max_abs_diff(g1, g2), max_abs_diff(b1, b2))),
+            (None, None) => None,
+            _ => panic!("the two paths disagree on which parameters have gradients"),
+        };
+        (max_abs_diff(y1, y2), max_abs_diff(gx1, gx2), params)
+    }
+
+    #[test]
+    fn matches_layer_norm_then_relu_in_value_and_gradients() {
+        // 37 channels: the eight-lane sums and their remainder; 140 rows: three Rayon tasks.
+        for dims in [[3, 5, 37], [2, 70, 16], [1, 1, 8]] {
+            let (y, gx, params) = compare(dims, true);
+            let (gg, gb) = params.expect("trainable parameters have gradients");
+            assert!(y < 1e-5, "{dims:?}: values differ by {y}");
+            assert!(gx < 1e-4, "{dims:?}: input gradients differ by {gx}");
+            assert!(
+                gg < 1e-4 && gb < 1e-4,
+                "{dims:?}: γ/β gradients differ by {gg}/{gb}"
+            );
+        }
+    }
+
+    #[test]
+    fn frozen_parameters_get_no_gradient() {
+        let (y, gx, params) = compare([2, 6, 12], false);
+        assert!(params.is_none());
+        assert!(y < 1e-5 && gx < 1e-4, "value {y}, input gradient {gx}");
+    }
+
+    #[test]
+    fn some_values_are_cut_and_the_cut_ones_pass_no_gradient() {
+        let d = Default::default();
+        let ln = layer_norm(16, true);
+        let x = Tensor::<B, 2>::random([40, 16], Distribution::Normal(0.0, 1.0), &d).require_grad();
+        let y = layer_norm_relu(&ln, EPS, x.clone());
+        let grads = y.clone().sum().backward();
+        let zero: Vec<f32> = y
+            .inner()
+            .equal_elem(0.0)
+            .float()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let cut = zero.iter().filter(|&&z| z == 1.0).count();
+        assert!(
+            cut > 40 && cut < 600,
+            "{cut} of 640 values cut: the test needs both kinds"
+        );
+        // The β gradient counts the values that passed the ReLU, per channel.
+        let gb: Vec<f32> = ln
+            .beta
+            .as_ref()
+            .unwrap()
+            .val()
+            .grad(&grads)
+            .unwrap()
+            .to_data()
+            .to_vec()
+            .unwrap();
+        let passed: f32 = zero.iter().map(|z| 1.0 - z).sum();
+        assert_eq!(gb.iter().sum::<f32>(), passed);
+    }
+
+    #[test]
+    fn inference_matches_without_autodiff() {
+        type I = NdArray<f32>;
+        let d = Default::default();
+        let ln = layer_norm(24, true).valid();
+        let x = Tensor::<I, 3>::random([2, 9, 24], Distribution::Normal(0.0, 3.0), &d);
+        let fused = layer_norm_relu(&ln, EPS, x.clone());
+        assert!(matches!(crate::host::route::<I>(), Route::Host));
+        assert!(max_abs_diff(fused, relu(ln.forward(x))) < 1e-5);
+    }
+}

@@ -1,15 +1,23 @@
 //! The `Flex` CPU backend (`--features flex`, `--device flex`) trains the same model as the
-//! default `NdArray` backend: the same seeded pretraining and PeterRec fine-tuning runs on both
-//! end with the same losses, validation metrics and weights, up to float rounding.
+//! default `NdArray` backend: the same seeded pretraining (full and sampled softmax) and PeterRec
+//! fine-tuning runs on both end with the same losses, validation metrics and weights, up to
+//! float rounding. On Flex the host routes of the convolution and of `relu(LayerNorm(·))` also
+//! match Burn's tensor operations on Flex itself, values and gradients.
 //!
 //! `cargo test --release --features flex --test flex` (`.ci/run` runs it).
 #![cfg(feature = "flex")]
 
+use burn::backend::{Autodiff, Flex};
+use burn::nn::LayerNormConfig;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{activation::relu, ops::PadMode, Distribution, Tensor};
 use peterrec::data::batch::SeqObjective;
 use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig, SyntheticData};
+use peterrec::data::NUM_RESERVED;
+use peterrec::model::norm_relu::layer_norm_relu;
 use peterrec::model::paths::{collect_params, NamedTensor};
+use peterrec::model::{DilatedConv1dConfig, NegativeDistribution, NegativeSampler};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{
     finetune, pretrain, run_on, BackendTask, DeviceChoice, EpochRecord, FineTuneLoss,
@@ -109,5 +117,129 @@ fn flex_trains_the_same_model_as_ndarray() {
         for (p, q) in x.values.iter().zip(&y.values) {
             assert!((p - q).abs() <= 1e-3, "`{}`: {p} vs {q}", x.name);
         }
+    }
+}
+
+/// Histories and weights of a 3-epoch pretraining with the sampled softmax (8 negatives).
+struct SampledRuns;
+
+impl BackendTask for SampledRuns {
+    type Output = (Vec<EpochRecord>, Vec<NamedTensor>);
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let d = data();
+        let config = NextItNetConfig::new(d.vocab.len(), 16, vec![1, 2]).with_seed(5);
+        let split = leave_one_out(&d.sequences);
+        let cfg = PretrainConfig {
+            train: train(3),
+            objective: SeqObjective::NextItem,
+            sampled: Some(NegativeSampler {
+                num_negatives: 8,
+                distribution: NegativeDistribution::Uniform,
+                first_item: NUM_RESERVED,
+                num_tokens: d.vocab.len() as u32,
+            }),
+            ranking: RankingOptions::default(),
+            windows: false,
+        };
+        let lm = config.init_lm::<B>(&device).unwrap();
+        let (lm, pre) = pretrain(lm, &config, &split.train, &split.valid, &cfg, &device).unwrap();
+        (pre.history, collect_params(&lm, |_| true))
+    }
+}
+
+#[test]
+fn flex_trains_the_same_model_as_ndarray_with_the_sampled_softmax() {
+    let (pre_nd, params_nd) = run_on(DeviceChoice::Cpu, SampledRuns).unwrap();
+    let (pre_fx, params_fx) = run_on(DeviceChoice::Flex, SampledRuns).unwrap();
+    assert_close_history(&pre_nd, &pre_fx, "sampled pretraining");
+    assert!(pre_nd.last().unwrap().train_loss < pre_nd[0].train_loss);
+    assert_eq!(params_nd.len(), params_fx.len());
+    for (x, y) in params_nd.iter().zip(&params_fx) {
+        for (p, q) in x.values.iter().zip(&y.values) {
+            assert!((p - q).abs() <= 1e-3, "`{}`: {p} vs {q}", x.name);
+        }
+    }
+}
+
+type A = Autodiff<Flex>;
+
+fn max_diff<const D: usize>(a: Tensor<Flex, D>, b: Tensor<Flex, D>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+#[test]
+fn flex_norm_relu_matches_burns_layer_norm_and_relu() {
+    let device = Default::default();
+    let mut ln = LayerNormConfig::new(37)
+        .with_epsilon(1e-8)
+        .init::<A>(&device);
+    ln.gamma = ln
+        .gamma
+        .map(|_| Tensor::random([37], Distribution::Normal(1.0, 0.5), &device).require_grad());
+    let x0 = Tensor::<Flex, 3>::random([3, 50, 37], Distribution::Normal(0.3, 2.0), &device);
+    let w = Tensor::<Flex, 3>::random([3, 50, 37], Distribution::Normal(0.0, 1.0), &device);
+    let run = |host: bool| {
+        let x = Tensor::<A, 3>::from_inner(x0.clone()).require_grad();
+        let y = if host {
+            layer_norm_relu(&ln, 1e-8, x.clone())
+        } else {
+            relu(ln.forward(x.clone()))
+        };
+        let grads = (y.clone() * Tensor::from_inner(w.clone())).sum().backward();
+        (
+            y.inner(),
+            x.grad(&grads).unwrap(),
+            ln.gamma.val().grad(&grads).unwrap(),
+        )
+    };
+    let ((y1, gx1, gg1), (y2, gx2, gg2)) = (run(true), run(false));
+    assert!(max_diff(y1, y2) < 1e-5);
+    assert!(max_diff(gx1, gx2) < 1e-4);
+    assert!(max_diff(gg1, gg2) < 1e-3);
+}
+
+#[test]
+fn flex_convolution_matches_padded_taps() {
+    let device = Default::default();
+    let (b, l, c) = (3, 11, 5);
+    let x0 = Tensor::<Flex, 3>::random([b, l, c], Distribution::Normal(0.0, 1.0), &device);
+    let up = Tensor::<Flex, 3>::random([b, l, 4], Distribution::Normal(0.0, 1.0), &device);
+    for (causal, d) in [(true, 1), (true, 4), (false, 2)] {
+        let conv = DilatedConv1dConfig::new(c, 4)
+            .with_dilation(d)
+            .with_causal(causal)
+            .with_init_std(0.5)
+            .init::<A>(&device);
+        let run = |host: bool| {
+            let x = Tensor::<A, 3>::from_inner(x0.clone()).require_grad();
+            let y = if host {
+                conv.forward(x.clone())
+            } else {
+                let total = conv.padding();
+                let left = conv.left_padding();
+                let padded = x
+                    .clone()
+                    .pad([(left, total - left), (0, 0)], PadMode::Constant(0.0));
+                let taps: Vec<_> = (0..3).map(|j| padded.clone().narrow(1, j * d, l)).collect();
+                conv.linear.forward(Tensor::cat(taps, 2))
+            };
+            let grads = (y.clone() * Tensor::from_inner(up.clone()))
+                .sum()
+                .backward();
+            let bias = conv.linear.bias.as_ref().unwrap().val();
+            (
+                y.inner(),
+                x.grad(&grads).unwrap(),
+                conv.linear.weight.val().grad(&grads).unwrap(),
+                bias.grad(&grads).unwrap(),
+            )
+        };
+        let ((y1, gx1, gw1, gb1), (y2, gx2, gw2, gb2)) = (run(true), run(false));
+        let case = format!("causal={causal} d={d}");
+        assert!(max_diff(y1, y2) < 1e-5, "{case}");
+        assert!(max_diff(gx1, gx2) < 1e-4, "{case}");
+        assert!(max_diff(gw1, gw2) < 1e-4, "{case}");
+        assert!(max_diff(gb1, gb2) < 1e-4, "{case}");
     }
 }

@@ -143,11 +143,13 @@ impl<B: Backend> DilatedConv1d<B> {
             plan.inputs(),
             "the tap plan was built for another input"
         );
-        match (route_for::<B>(x.dtype()), &self.linear.bias) {
-            (Route::Tensor, _) | (_, None) => self.forward_planned_tensor(x, plan),
-            (route, Some(bias)) => {
-                conv_host::conv(route, x, self.linear.weight.val(), bias.val(), plan)
-            }
+        let Some(bias) = &self.linear.bias else {
+            return self.forward_planned_tensor(x, plan);
+        };
+        let (weight, bias) = (self.linear.weight.val(), bias.val());
+        match route_for::<B>(&[x.dtype(), weight.dtype(), bias.dtype()]) {
+            Route::Tensor => self.forward_planned_tensor(x, plan),
+            route => conv_host::conv(route, x, weight, bias, plan),
         }
     }
 
@@ -368,11 +370,17 @@ mod tests {
                 if x_trains {
                     x = x.require_grad();
                 }
+                let before = crate::host::host_runs();
                 let y = if host {
                     conv.forward_planned(x.clone(), &plan)
                 } else {
                     conv.forward_planned_tensor(x.clone(), &plan)
                 };
+                assert_eq!(
+                    crate::host::host_runs() > before,
+                    host,
+                    "the host route ran"
+                );
                 let grads = (y.clone() * Tensor::from_inner(up.clone()))
                     .sum()
                     .backward();
@@ -453,7 +461,9 @@ mod tests {
                         burn::tensor::Distribution::Normal(0.0, 1.0),
                         &device,
                     );
+                    let before = crate::host::host_runs();
                     let host = valid.forward_planned(x.clone(), &plan);
+                    assert!(crate::host::host_runs() > before, "{case}: inference route");
                     let tensor = valid.forward_planned_tensor(x, &plan);
                     assert!(max_diff(host, tensor) < 1e-5, "{case}: inference");
                 }

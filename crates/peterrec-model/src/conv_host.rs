@@ -7,7 +7,7 @@
 //! zero-filled `[rows + 1, C]` gradient, a scatter-add into it and a slice off the zero row, with
 //! Flex realigning each product's output (a zero-fill and a copy). At shape B that was about 4 ms
 //! forward and 6 ms backward per convolution on top of its 25 ms of products, 16 convolutions a
-//! step. Here:
+//! step (measured on Flex, `docs/benchmarks.md`). Here:
 //!
 //! - forward: the taps are gathered into one `[B·O, k·C]` buffer (rows split over Rayon's
 //!   threads, zeros written for positions outside the sequence), the output starts as the bias
@@ -32,7 +32,7 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
 use crate::fused_host::{product, View};
-use crate::host::{cast, values, Route};
+use crate::host::{cast, note_host_run, values, Route};
 use crate::positions::TapPlan;
 
 /// The shapes of one convolution call.
@@ -75,6 +75,7 @@ pub(crate) fn conv<B: Backend>(
         c_in,
         c_out: weight.dims()[1],
     };
+    note_host_run();
     let sources: Arc<[Option<usize>]> = plan.sources().into();
     let x = x.reshape([batch * inputs, c_in]);
     let y: Tensor<B, 2> = match route {
@@ -117,7 +118,7 @@ pub(crate) fn conv<B: Backend>(
 fn gather(x: &[f32], sources: &[Option<usize>], d: Dims) -> Vec<f32> {
     let (c, width) = (d.c_in, d.width());
     let mut taps = vec![0.0f32; d.batch * d.outputs * width];
-    taps.par_chunks_mut(d.outputs * width)
+    taps.par_chunks_mut((d.outputs * width).max(1))
         .enumerate()
         .for_each(|(b, seq)| {
             let base = b * d.inputs;
@@ -194,6 +195,7 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
         let (m, n, width) = (d.batch * d.outputs, d.c_out, d.width());
         let upstream = grads.consume::<I>(&ops.node);
         let gy = values::<I>(&upstream);
+        assert_eq!(gy.len(), m * n, "the upstream gradient is [B·O, C_out]");
         let device = &saved.device;
         let mut register = |id, values: Vec<f32>, shape: Vec<usize>| {
             grads.register::<I>(
@@ -259,7 +261,7 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
 /// Σ over rows of a row-major matrix with `n` columns.
 fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
     let mut sums = vec![0.0f32; n];
-    for row in values.chunks_exact(n) {
+    for row in values.chunks_exact(n.max(1)) {
         sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }
     sums
@@ -269,11 +271,11 @@ fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
 fn scatter(gtaps: &[f32], sources: &[Option<usize>], d: Dims) -> Vec<f32> {
     let (c, width) = (d.c_in, d.width());
     let mut gx = vec![0.0f32; d.batch * d.inputs * c];
-    if d.inputs == 0 {
+    if d.inputs == 0 || c == 0 {
         return gx;
     }
     gx.par_chunks_mut(d.inputs * c)
-        .zip(gtaps.par_chunks(d.outputs * width))
+        .zip(gtaps.par_chunks((d.outputs * width).max(1)))
         .for_each(|(gx, seq)| {
             for (tap, source) in seq.chunks(c).zip(sources) {
                 if let Some(s) = source {

@@ -1,10 +1,12 @@
 //! Operations on host buffers for the CPU backends.
 //!
-//! NdArray and Flex keep their tensors in host memory. The fused operations of this crate
-//! ([`crate::fused`], [`crate::norm_relu`], the convolution of [`crate::conv`]) take their
-//! values out as `Vec<f32>`, compute with plain loops and `gemm`, and hand the results back, as
-//! one node of the autodiff graph with its own backward step where they train. This module says
-//! which backend a generic `B` is ([`route`]) and moves values in and out.
+//! NdArray and Flex keep their tensors in host memory. The fused operations of this crate (the
+//! heads' cross-entropies of [`crate::fused`] and `crate::sampled_host`, [`crate::norm_relu`],
+//! the convolution of `crate::conv_host`) read their inputs in place ([`values`]; the full-softmax
+//! head still copies them out with [`host_values`]), compute with plain loops and `gemm`, and
+//! hand the results back as new tensors: one node of the autodiff graph with its own backward
+//! step where they train. This module says which backend a generic `B` is ([`route`],
+//! [`route_for`]) and moves values in and out.
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -116,9 +118,10 @@ fn borrow_f32<P: 'static>(primitive: &P) -> Option<&[f32]> {
     None
 }
 
-/// The [`Route`] for `B` and a tensor of type `dtype` (host routes need `f32`).
-pub(crate) fn route_for<B: Backend>(dtype: DType) -> Route {
-    if dtype == DType::F32 {
+/// The [`Route`] for `B` and an operation on tensors of types `dtypes` (host routes need all of
+/// them `f32`: the backward steps hand back `f32` gradients).
+pub(crate) fn route_for<B: Backend>(dtypes: &[DType]) -> Route {
+    if dtypes.iter().all(|&d| d == DType::F32) {
         route::<B>()
     } else {
         Route::Tensor
@@ -133,6 +136,25 @@ pub(crate) fn cast<T: 'static, U: 'static>(t: T) -> U {
     *(Box::new(t) as Box<dyn Any>)
         .downcast::<U>()
         .expect("the caller checked the types are equal")
+}
+
+#[cfg(test)]
+thread_local! {
+    static HOST_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts, in test builds, a host operation run on this thread (tests check that the host
+/// route really ran, not the tensor route twice). Nothing in other builds.
+#[inline]
+pub(crate) fn note_host_run() {
+    #[cfg(test)]
+    HOST_RUNS.with(|runs| runs.set(runs.get() + 1));
+}
+
+/// Host operations run on this thread so far ([`note_host_run`]).
+#[cfg(test)]
+pub(crate) fn host_runs() -> usize {
+    HOST_RUNS.with(|runs| runs.get())
 }
 
 #[cfg(test)]
@@ -172,8 +194,12 @@ mod tests {
         assert!(matches!(route::<NdArray<f32>>(), Route::Host));
         assert!(matches!(route::<Autodiff<NdArray<f64>>>(), Route::Tensor));
         assert!(matches!(
-            route_for::<NdArray<f32>>(DType::F64),
+            route_for::<NdArray<f32>>(&[DType::F32, DType::F64]),
             Route::Tensor
+        ));
+        assert!(matches!(
+            route_for::<NdArray<f32>>(&[DType::F32, DType::F32]),
+            Route::Host
         ));
     }
 }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{
     activation::relu,
     backend::{AutodiffBackend, Backend},
-    Bool, Int, Tensor, TensorData,
+    Bool, DType, Int, Tensor, TensorData,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -137,7 +137,12 @@ impl<B: Backend> NextItNetLM<B> {
         let neg_log_q: Vec<f32> = negatives.iter().map(|&i| sampler.log_q(i)).collect();
         let weight = self.head.linear.weight.val(); // [C, V]
         let bias = self.head.linear.bias.as_ref().map(|b| b.val());
-        match (route_for::<B>(h.dtype()), &bias) {
+        let dtypes = [
+            h.dtype(),
+            weight.dtype(),
+            bias.as_ref().map_or(DType::F32, |b| b.dtype()),
+        ];
+        match (route_for::<B>(&dtypes), &bias) {
             (Route::Tensor, _) | (_, None) => {}
             (route, Some(bias)) => {
                 let targets: Vec<usize> = true_ids.iter().map(|&t| t as usize).collect();
@@ -152,7 +157,9 @@ impl<B: Backend> NextItNetLM<B> {
                 return LossOutput { loss, count: n };
             }
         }
-        let loss = tensor_sampled_loss(h, weight, bias, t, &negatives, true_log_q, neg_log_q);
+        let loss = tensor_sampled_loss(
+            h, weight, bias, t, &true_ids, &negatives, true_log_q, neg_log_q,
+        );
         LossOutput { loss, count: n }
     }
 }
@@ -191,20 +198,20 @@ impl<B: AutodiffBackend> NextItNetLM<B> {
 /// route, `crate::sampled_host`).
 ///
 /// # Shapes
-/// - h: `[n, C]`, weight: `[C, V]`, bias: `[V]`, t: `[n]`
+/// - h: `[n, C]`, weight: `[C, V]`, bias: `[V]`, t: `[n]` (its values also in `true_ids`)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tensor_sampled_loss<B: Backend>(
     h: Tensor<B, 2>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
     t: Tensor<B, 1, Int>,
+    true_ids: &[i64],
     negatives: &[u32],
     true_log_q: Vec<f32>,
     neg_log_q: Vec<f32>,
 ) -> Tensor<B, 1> {
     let device = h.device();
     let n = t.dims()[0];
-    let true_ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().expect("int targets");
     let s = negatives.len();
     let neg_ids: Vec<i64> = negatives.iter().map(|&v| v as i64).collect();
     let neg_idx = Tensor::<B, 1, Int>::from_data(TensorData::new(neg_ids.clone(), [s]), &device);
@@ -232,5 +239,64 @@ fn empty_loss<B: Backend>(device: &B::Device) -> LossOutput<B> {
     LossOutput {
         loss: Tensor::zeros([1], device),
         count: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampled::NegativeDistribution;
+    use burn::backend::{Autodiff, NdArray};
+    use rand::SeedableRng;
+
+    type A = Autodiff<NdArray<f32>>;
+
+    #[test]
+    fn the_sampled_loss_takes_the_host_route_and_matches_the_tensor_route() {
+        let device = Default::default();
+        let lm = NextItNetConfig::new(30, 8, vec![1, 2])
+            .init_lm::<A>(&device)
+            .unwrap();
+        let rows = |v: &[[i64; 5]; 2]| {
+            Tensor::<A, 2, Int>::from_data(TensorData::new(v.concat(), [2, 5]), &device)
+        };
+        let inputs = rows(&[[0, 5, 6, 7, 8], [9, 10, 11, 12, 13]]);
+        let targets = rows(&[[0, 6, 7, 8, 9], [10, 11, 12, 13, 14]]);
+        let mask = rows(&[[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]);
+        let sampler = NegativeSampler {
+            num_negatives: 6,
+            distribution: NegativeDistribution::Uniform,
+            first_item: 4,
+            num_tokens: 30,
+        };
+        let before = crate::host::host_runs();
+        let host = lm.sampled_loss(
+            inputs.clone(),
+            targets.clone(),
+            &mask,
+            &sampler,
+            &mut ChaCha8Rng::seed_from_u64(3),
+        );
+        assert!(crate::host::host_runs() > before, "the host route ran");
+        // The same negatives through the tensor route.
+        let negatives = sampler.sample(&mut ChaCha8Rng::seed_from_u64(3));
+        let (h, t) = lm.predicted_states(inputs, targets, &mask).unwrap();
+        let ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().unwrap();
+        let true_log_q = ids.iter().map(|&i| sampler.log_q(i as u32)).collect();
+        let neg_log_q = negatives.iter().map(|&i| sampler.log_q(i)).collect();
+        let linear = &lm.head.linear;
+        let tensor = tensor_sampled_loss(
+            relu(h),
+            linear.weight.val(),
+            linear.bias.as_ref().map(|b| b.val()),
+            t,
+            &ids,
+            &negatives,
+            true_log_q,
+            neg_log_q,
+        );
+        assert_eq!(host.count, 9);
+        let (a, b) = (host.loss.into_scalar(), tensor.into_scalar());
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 }

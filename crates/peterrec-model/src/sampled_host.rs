@@ -31,7 +31,7 @@ use gemm::gemm;
 use rayon::prelude::*;
 
 use crate::fused_host::parallelism;
-use crate::host::{cast, values, Route};
+use crate::host::{cast, note_host_run, values, Route};
 use crate::softmax_rows::softmax_row;
 
 /// The logit given to a negative that equals the row's true item (as the tensor version).
@@ -67,6 +67,7 @@ pub(crate) fn sampled_cross_entropy<B: Backend>(
     b: Tensor<B, 1>,
     candidates: &Candidates<'_>,
 ) -> Tensor<B, 1> {
+    note_host_run();
     match route {
         Route::AutodiffNdArray => cast(autodiff_loss::<burn::backend::NdArray<f32>>(
             cast(h),
@@ -123,7 +124,7 @@ struct Parts {
 fn compute(h: &[f32], w: &[f32], b: &[f32], v: usize, cand: &Candidates<'_>) -> Parts {
     let (n, s) = (cand.targets.len(), cand.negatives.len());
     let c = h.len() / n.max(1);
-    assert!(n > 0, "at least one row");
+    assert!(n > 0 && c > 0, "at least one row and one channel");
     assert_eq!(h.len(), n * c, "h is [n, C]");
     assert_eq!(w.len(), c * v, "the head is [C, V]");
     assert_eq!(b.len(), v, "the bias is [V]");
@@ -193,7 +194,8 @@ fn compute(h: &[f32], w: &[f32], b: &[f32], v: usize, cand: &Candidates<'_>) -> 
         .zip(cand.neg_log_q)
         .map(|(&j, &lq)| b[j] - lq)
         .collect();
-    let loss: f64 = z
+    // Per-task sums added in order: the same loss however Rayon splits the work.
+    let losses: Vec<f64> = z
         .par_chunks_mut(ROWS_PER_TASK * width)
         .zip(h.par_chunks(ROWS_PER_TASK * c))
         .enumerate()
@@ -215,7 +217,8 @@ fn compute(h: &[f32], w: &[f32], b: &[f32], v: usize, cand: &Candidates<'_>) -> 
             }
             loss
         })
-        .sum();
+        .collect();
+    let loss: f64 = losses.iter().sum();
 
     // ∂h = G[:, 1..]·W_Sᵀ + G[:, 0] ⊙ Tᵀ, ∂W_S = hᵀ·G[:, 1..], ∂T[:, r] = G[r, 0]·h[r].
     let mut gh = vec![0.0f32; n * c];
@@ -496,13 +499,14 @@ mod tests {
                         &cand,
                     )
                 } else {
-                    let t: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
-                    let t = Tensor::<A, 1, Int>::from_data(TensorData::new(t, [n]), &d);
+                    let ids: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+                    let t = Tensor::<A, 1, Int>::from_data(TensorData::new(ids.clone(), [n]), &d);
                     tensor_sampled_loss(
                         h.clone(),
                         w.clone(),
                         Some(b.clone()),
                         t,
+                        &ids,
                         negatives,
                         true_log_q.clone(),
                         neg_log_q.clone(),
@@ -524,15 +528,24 @@ mod tests {
     fn matches_the_tensor_route_in_value_and_gradients() {
         // 300 rows: two row tasks; negatives with a repeat, and items that are some rows'
         // targets (accidental hits).
-        for (n, negatives, upstream) in [
-            (300, vec![3u32, 10, 17, 17, 40, 0], 1.0f32),
-            (5, vec![24u32], 2.5),
-            (9, vec![1u32, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], 1.0),
+        // 300 × 211 × 128: products past the threshold where `gemm` splits over threads.
+        let many: Vec<u32> = (0..211).map(|j| (j * 13 % 500) as u32).collect();
+        for (n, c, v, negatives, upstream) in [
+            (300, 6, 50, vec![3u32, 10, 17, 17, 40, 0], 1.0f32),
+            (5, 6, 50, vec![24u32], 2.5),
+            (
+                9,
+                6,
+                50,
+                vec![1u32, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+                1.0,
+            ),
+            (300, 128, 500, many, 1.0),
         ] {
-            let mut runs = both(n, 6, 50, &negatives, upstream, true);
+            let mut runs = both(n, c, v, &negatives, upstream, true);
             let (l2, h2, w2, b2) = runs.pop().unwrap();
             let (l1, h1, w1, b1) = runs.pop().unwrap();
-            let case = format!("n={n} negatives={negatives:?}");
+            let case = format!("n={n} c={c} S={}", negatives.len());
             assert!(
                 (l1 - l2).abs() < 1e-5 * l2.abs().max(1.0),
                 "{case}: loss {l1} vs {l2}"
@@ -576,5 +589,33 @@ mod tests {
         // ∂h = (p₀ − 1)·W[:, 0] + p₁·W[:, 1] + p₂·W[:, 2].
         let gh0 = (p[0] - 1.0) + 2.0 * p[2];
         assert!((parts.gh[0] - gh0).abs() < 1e-6 && parts.gh[1].abs() < 1e-6);
+        // ∂W_S[:, j] = G[0, 1 + j]·h and ∂T[:, 0] = G[0, 0]·h, with h = (1, 0).
+        assert!((parts.g_neg[0] - p[1]).abs() < 1e-6 && (parts.g_neg[1] - p[2]).abs() < 1e-6);
+        assert!(parts.g_neg[2].abs() < 1e-7 && parts.g_neg[3].abs() < 1e-7);
+        assert!((parts.g_true[0] - (p[0] - 1.0)).abs() < 1e-6 && parts.g_true[1].abs() < 1e-7);
+    }
+
+    #[test]
+    fn without_negatives_the_loss_and_gradients_are_zero() {
+        let cand = Candidates {
+            targets: &[1, 0],
+            negatives: &[],
+            true_log_q: &[-1.0, -2.0],
+            neg_log_q: &[],
+        };
+        let parts = compute(
+            &[0.5, -1.0, 2.0, 0.25],
+            &[1.0, 2.0, 3.0, 4.0],
+            &[0.1, 0.2],
+            2,
+            &cand,
+        );
+        assert_eq!(parts.loss, 0.0);
+        assert!(parts
+            .gh
+            .iter()
+            .chain(&parts.g_true)
+            .chain(&parts.gb_true)
+            .all(|&g| g == 0.0));
     }
 }

@@ -1,8 +1,8 @@
 //! The `Flex` CPU backend (`--features flex`, `--device flex`) trains the same model as the
 //! default `NdArray` backend: the same seeded pretraining (full and sampled softmax) and PeterRec
 //! fine-tuning runs on both end with the same losses, validation metrics and weights, up to
-//! float rounding. On Flex the host routes of the convolution and of `relu(LayerNorm(·))` also
-//! match Burn's tensor operations on Flex itself, values and gradients.
+//! float rounding. On Flex the host routes of the convolution, of `relu(LayerNorm(·))` and of
+//! the model patch also match Burn's tensor operations on Flex itself, values and gradients.
 //!
 //! `cargo test --release --features flex --test flex` (`.ci/run` runs it).
 #![cfg(feature = "flex")]
@@ -242,4 +242,38 @@ fn flex_convolution_matches_padded_taps() {
         assert!(max_diff(gw1, gw2) < 1e-4, "{case}");
         assert!(max_diff(gb1, gb2) < 1e-4, "{case}");
     }
+}
+
+#[test]
+fn flex_patch_matches_its_tensor_composition() {
+    use peterrec::model::conv::linear_rows;
+    use peterrec::model::patch::gelu_tanh;
+    use peterrec::model::{ModelPatchConfig, PatchInit};
+    let device = Default::default();
+    let patch = ModelPatchConfig::new(24)
+        .with_init(PatchInit::TruncatedNormal { std: 0.3 })
+        .with_init_std(0.3)
+        .init::<A>(&device);
+    let x0 = Tensor::<Flex, 3>::random([3, 40, 24], Distribution::Normal(0.0, 1.5), &device);
+    let w = Tensor::<Flex, 3>::random([3, 40, 24], Distribution::Normal(0.0, 1.0), &device);
+    let run = |host: bool| {
+        let x = Tensor::<A, 3>::from_inner(x0.clone()).require_grad();
+        let y = if host {
+            patch.delta(x.clone())
+        } else {
+            linear_rows(&patch.up, gelu_tanh(linear_rows(&patch.down, x.clone())))
+        };
+        let grads = (y.clone() * Tensor::from_inner(w.clone())).sum().backward();
+        (
+            y.inner(),
+            x.grad(&grads).unwrap(),
+            patch.down.weight.val().grad(&grads).unwrap(),
+            patch.up.weight.val().grad(&grads).unwrap(),
+        )
+    };
+    let ((y1, gx1, gd1, gu1), (y2, gx2, gd2, gu2)) = (run(true), run(false));
+    assert!(max_diff(y1, y2) < 1e-5);
+    assert!(max_diff(gx1, gx2) < 1e-4);
+    assert!(max_diff(gd1, gd2) < 1e-3);
+    assert!(max_diff(gu1, gu2) < 1e-3);
 }

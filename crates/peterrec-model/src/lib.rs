@@ -50,6 +50,7 @@ pub mod loss;
 pub mod norm_relu;
 pub mod params;
 pub mod patch;
+mod patch_host;
 pub mod paths;
 pub mod persist;
 pub mod positions;

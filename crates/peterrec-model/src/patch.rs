@@ -7,7 +7,9 @@ use burn::tensor::{activation::sigmoid, backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::conv::linear_rows;
+use crate::host::{route_for, Route};
 use crate::init::{tn_param, zeros_param};
+use crate::patch_host::{self, PatchParams};
 
 /// How the up-projection of a fresh patch is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -94,6 +96,35 @@ impl<B: Backend> ModelPatch<B> {
     /// - input: `[batch, length, C]`
     /// - output: `[batch, length, C]`
     pub fn delta(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let (Some(down_b), Some(up_b)) = (&self.down.bias, &self.up.bias) {
+            let params = PatchParams {
+                down_w: self.down.weight.val(),
+                down_b: down_b.val(),
+                up_w: self.up.weight.val(),
+                up_b: up_b.val(),
+            };
+            let dtypes = [
+                x.dtype(),
+                params.down_w.dtype(),
+                params.down_b.dtype(),
+                params.up_w.dtype(),
+                params.up_b.dtype(),
+            ];
+            match route_for::<B>(&dtypes) {
+                Route::Tensor => {}
+                route => return patch_host::delta(route, x, params),
+            }
+        }
+        self.delta_tensor(x)
+    }
+
+    /// [`Self::delta`] by Burn tensor operations (the route of backends other than the CPU
+    /// ones, and the reference the host route is tested against).
+    ///
+    /// # Shapes
+    /// - input: `[batch, length, channels]`
+    /// - output: `[batch, length, channels]`
+    pub(crate) fn delta_tensor(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         linear_rows(&self.up, gelu_tanh(linear_rows(&self.down, x)))
     }
 
@@ -176,5 +207,129 @@ mod tests {
         // GELU(−8) is a tiny negative number, GELU(8) is 8: both forms must keep that.
         assert!(y_ours[0] <= 0.0 && y_ours[0] > -1e-6);
         assert!((y_ours[n - 1] - 8.0).abs() < 1e-5);
+    }
+
+    /// Value and gradients (x, W_down, b_down, W_up, b_up) of `Σ w ⊙ delta(x)` by the host
+    /// route and by the tensor route; returns the largest difference of each (relative to the
+    /// largest value when that is above one), `None` where the parent has no gradient (on both
+    /// routes alike).
+    fn compare(dims: [usize; 3], x_trains: bool, patch_trains: bool) -> Vec<Option<f32>> {
+        use burn::module::Module;
+        use burn::tensor::Distribution;
+        type I = NdArray<f32>;
+        let device = Default::default();
+        let patch = ModelPatchConfig::new(dims[2])
+            .with_init(PatchInit::TruncatedNormal { std: 0.3 })
+            .with_init_std(0.3)
+            .init::<A>(&device);
+        // Non-zero biases, so that their place is checked too.
+        let bump = |b: burn::module::Param<Tensor<A, 1>>| {
+            b.map(|b| b.add_scalar(0.2).detach().require_grad())
+        };
+        let patch = ModelPatch {
+            down: Linear {
+                bias: patch.down.bias.map(bump),
+                ..patch.down
+            },
+            up: Linear {
+                bias: patch.up.bias.map(bump),
+                ..patch.up
+            },
+        };
+        let patch = if patch_trains { patch } else { patch.no_grad() };
+        let x0 = Tensor::<I, 3>::random(dims, Distribution::Normal(0.0, 1.5), &device);
+        let w = Tensor::<I, 3>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let run = |host: bool| {
+            let mut x = Tensor::<A, 3>::from_inner(x0.clone());
+            if x_trains {
+                x = x.require_grad();
+            }
+            let before = crate::host::host_runs();
+            let y = if host {
+                patch.delta(x.clone())
+            } else {
+                patch.delta_tensor(x.clone())
+            };
+            assert_eq!(
+                crate::host::host_runs() > before,
+                host,
+                "the host route ran"
+            );
+            let grads = (y.clone() * Tensor::from_inner(w.clone())).sum().backward();
+            let flat = |t: Option<Tensor<I, 2>>| t.map(|t| t.reshape([-1]));
+            let bias = |b: &Option<burn::module::Param<Tensor<A, 1>>>| {
+                b.as_ref().unwrap().val().grad(&grads)
+            };
+            vec![
+                Some(y.inner().reshape([-1])),
+                x.grad(&grads).map(|g| g.reshape([-1])),
+                flat(patch.down.weight.val().grad(&grads)),
+                bias(&patch.down.bias),
+                flat(patch.up.weight.val().grad(&grads)),
+                bias(&patch.up.bias),
+            ]
+        };
+        let (host, tensor) = (run(true), run(false));
+        host.into_iter()
+            .zip(tensor)
+            .map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => {
+                    let scale = b.clone().abs().max().into_scalar().max(1.0);
+                    Some((a - b).abs().max().into_scalar() / scale)
+                }
+                (None, None) => None,
+                _ => panic!("the routes disagree on which parents have gradients"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn host_route_matches_the_tensor_route() {
+        // [4, 500, 128]: products big enough for `gemm` to split them over threads, and more
+        // than one element-wise task.
+        for dims in [[3, 7, 12], [4, 500, 128]] {
+            let diffs = compare(dims, true, true);
+            assert!(
+                diffs.iter().all(Option::is_some),
+                "{dims:?}: every parent trains"
+            );
+            for (what, diff) in ["value", "x", "W_down", "b_down", "W_up", "b_up"]
+                .iter()
+                .zip(&diffs)
+            {
+                let diff = diff.unwrap();
+                assert!(diff < 1e-5, "{dims:?}: {what} differs by {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn host_route_passes_gradients_only_to_tracked_parents() {
+        // PeterRec's first block: a constant input under a trained patch.
+        let diffs = compare([2, 5, 8], false, true);
+        assert!(diffs[1].is_none() && diffs[2..].iter().all(Option::is_some));
+        assert!(diffs.iter().flatten().all(|&d| d < 1e-4), "{diffs:?}");
+        // A frozen patch under a trained input.
+        let diffs = compare([2, 5, 8], true, false);
+        assert!(diffs[1].is_some() && diffs[2..].iter().all(Option::is_none));
+        assert!(diffs.iter().flatten().all(|&d| d < 1e-4), "{diffs:?}");
+    }
+
+    #[test]
+    fn host_route_matches_for_inference() {
+        use burn::module::AutodiffModule;
+        use burn::tensor::Distribution;
+        let device = Default::default();
+        let patch = ModelPatchConfig::new(16)
+            .with_init(PatchInit::TruncatedNormal { std: 0.3 })
+            .init::<A>(&device)
+            .valid();
+        let x =
+            Tensor::<NdArray<f32>, 3>::random([2, 6, 16], Distribution::Normal(0.0, 2.0), &device);
+        let before = crate::host::host_runs();
+        let host = patch.delta(x.clone());
+        assert!(crate::host::host_runs() > before);
+        let diff = (host - patch.delta_tensor(x)).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
     }
 }

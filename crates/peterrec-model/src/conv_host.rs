@@ -32,7 +32,7 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
 use crate::fused_host::{product, View};
-use crate::host::{cast, note_host_run, values, Route};
+use crate::host::{cast, column_sums, note_host_run, register, values, Route, Saved};
 use crate::positions::TapPlan;
 
 /// The shapes of one convolution call.
@@ -151,18 +151,6 @@ fn forward(taps: &[f32], w: &[f32], b: &[f32], d: Dims) -> Vec<f32> {
 }
 
 /// What the backward step keeps.
-struct Saved<I: Backend> {
-    inner: Arc<SavedInner<I>>,
-}
-
-impl<I: Backend> Clone for Saved<I> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
 struct SavedInner<I: Backend> {
     /// The taps, when the weight trains.
     taps: Option<Vec<f32>>,
@@ -173,38 +161,24 @@ struct SavedInner<I: Backend> {
     device: I::Device,
 }
 
-impl<I: Backend> std::fmt::Debug for Saved<I> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Saved")
-            .field("dims", &self.inner.dims)
-            .finish()
-    }
-}
-
 /// The backward step of the host convolution (parents: input, weight, bias).
 #[derive(Debug)]
 struct ConvBackward;
 
 impl<I: Backend> Backward<I, 3> for ConvBackward {
-    type State = Saved<I>;
+    type State = Saved<SavedInner<I>>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
-        let saved = ops.state.inner;
+        let saved = ops.state.0;
         let d = saved.dims;
         let (m, n, width) = (d.batch * d.outputs, d.c_out, d.width());
         let upstream = grads.consume::<I>(&ops.node);
         let gy = values::<I>(&upstream);
         assert_eq!(gy.len(), m * n, "the upstream gradient is [B·O, C_out]");
         let device = &saved.device;
-        let mut register = |id, values: Vec<f32>, shape: Vec<usize>| {
-            grads.register::<I>(
-                id,
-                I::float_from_data(TensorData::new(values, shape), device),
-            );
-        };
         if let Some(node) = node_b {
-            register(node.id, column_sums(&gy, n), vec![n]);
+            register::<I>(grads, node.id, column_sums(&gy, n), vec![n], device);
         }
         if let Some(node) = node_w {
             let taps = saved
@@ -227,7 +201,7 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
                     )
                 };
             }
-            register(node.id, gw, vec![width, n]);
+            register::<I>(grads, node.id, gw, vec![width, n], device);
         }
         if let Some(node) = node_x {
             let w = values::<I>(
@@ -253,18 +227,9 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
                 };
             }
             let gx = scatter(&gtaps, &saved.sources, d);
-            register(node.id, gx, vec![d.batch * d.inputs, d.c_in]);
+            register::<I>(grads, node.id, gx, vec![d.batch * d.inputs, d.c_in], device);
         }
     }
-}
-
-/// Σ over rows of a row-major matrix with `n` columns.
-fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f32; n];
-    for row in values.chunks_exact(n.max(1)) {
-        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-    }
-    sums
 }
 
 /// `∂x` from the taps' gradient: the reverse of [`gather`], summing where taps share a row.
@@ -324,15 +289,13 @@ fn autodiff_conv<I: Backend>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let saved = Saved::<I> {
-                inner: Arc::new(SavedInner {
-                    taps: w_tracked.then_some(taps),
-                    weight: x_tracked.then_some(weight.primitive),
-                    sources,
-                    dims,
-                    device,
-                }),
-            };
+            let saved = Saved(Arc::new(SavedInner {
+                taps: w_tracked.then_some(taps),
+                weight: x_tracked.then_some(weight.primitive),
+                sources,
+                dims,
+                device,
+            }));
             prep.finish(saved, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(y),

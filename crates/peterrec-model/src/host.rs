@@ -10,11 +10,14 @@
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::sync::Arc;
 
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::NodeId;
 use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 
 /// The CPU backends whose float tensors are buffers in host memory: `into_data` hands one over
 /// without a copy when nothing else holds it, `from_data` takes a `Vec` without a copy.
@@ -136,6 +139,46 @@ pub(crate) fn cast<T: 'static, U: 'static>(t: T) -> U {
     *(Box::new(t) as Box<dyn Any>)
         .downcast::<U>()
         .expect("the caller checked the types are equal")
+}
+
+/// The state of a host operation's backward step (Burn's `Backward::State`): shared, so cloning
+/// it is a reference count.
+pub(crate) struct Saved<T>(pub(crate) Arc<T>);
+
+impl<T> Clone for Saved<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::fmt::Debug for Saved<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Saved<{}>", std::any::type_name::<T>())
+    }
+}
+
+/// Registers `values` (row-major, of `shape`) as the gradient of node `id`, a tensor of the host
+/// backend `I` on `device`.
+pub(crate) fn register<I: Backend>(
+    grads: &mut Gradients,
+    id: NodeId,
+    values: Vec<f32>,
+    shape: Vec<usize>,
+    device: &I::Device,
+) {
+    grads.register::<I>(
+        id,
+        I::float_from_data(TensorData::new(values, shape), device),
+    );
+}
+
+/// Σ over rows of a row-major matrix with `n` columns (the gradient of a bias added to every row).
+pub(crate) fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f32; n];
+    for row in values.chunks_exact(n.max(1)) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    sums
 }
 
 #[cfg(test)]

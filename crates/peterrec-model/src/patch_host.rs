@@ -26,7 +26,7 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
 use crate::fused_host::{product, View};
-use crate::host::{cast, note_host_run, values, Route};
+use crate::host::{cast, column_sums, note_host_run, register, values, Route, Saved};
 use crate::softmax_rows::exp_nonpositive;
 
 /// `2·√(2/π)` and that times 0.044715: GELU(x) = x·σ(LINEAR·x + CUBIC·x³).
@@ -186,28 +186,7 @@ fn rows_of(row: &[f32], rows: usize) -> Vec<f32> {
     out
 }
 
-/// Σ over rows of a row-major matrix with `n` columns.
-fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f32; n];
-    for row in values.chunks_exact(n.max(1)) {
-        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-    }
-    sums
-}
-
 /// What the backward step keeps.
-struct Saved<I: Backend> {
-    inner: Arc<SavedInner<I>>,
-}
-
-impl<I: Backend> Clone for Saved<I> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
 struct SavedInner<I: Backend> {
     /// The input, when `W_down` trains.
     x: Option<I::FloatTensorPrimitive>,
@@ -220,38 +199,24 @@ struct SavedInner<I: Backend> {
     device: I::Device,
 }
 
-impl<I: Backend> std::fmt::Debug for Saved<I> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Saved")
-            .field("dims", &self.inner.dims)
-            .finish()
-    }
-}
-
 /// The backward step of the host patch (parents: x, `W_down`, `b_down`, `W_up`, `b_up`).
 #[derive(Debug)]
 struct PatchBackward;
 
 impl<I: Backend> Backward<I, 5> for PatchBackward {
-    type State = Saved<I>;
+    type State = Saved<SavedInner<I>>;
 
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_dw, node_db, node_uw, node_ub] = ops.parents;
-        let saved = ops.state.inner;
+        let saved = ops.state.0;
         let Dims { rows, c, b } = saved.dims;
         let upstream = grads.consume::<I>(&ops.node);
         let g = values::<I>(&upstream);
         assert_eq!(g.len(), rows * c, "the upstream gradient is [rows, C]");
         let device = &saved.device;
-        let mut register = |id, values: Vec<f32>, shape: Vec<usize>| {
-            grads.register::<I>(
-                id,
-                I::float_from_data(TensorData::new(values, shape), device),
-            );
-        };
         let work = rows > 0 && b > 0 && c > 0;
         if let Some(node) = node_ub {
-            register(node.id, column_sums(&g, c), vec![c]);
+            register::<I>(grads, node.id, column_sums(&g, c), vec![c], device);
         }
         if let Some(node) = node_uw {
             let mut guw = vec![0.0f32; b * c];
@@ -270,7 +235,7 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
                     )
                 };
             }
-            register(node.id, guw, vec![b, c]);
+            register::<I>(grads, node.id, guw, vec![b, c], device);
         }
         if node_x.is_none() && node_dw.is_none() && node_db.is_none() {
             return;
@@ -302,7 +267,7 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
                 }
             });
         if let Some(node) = node_db {
-            register(node.id, column_sums(&gp, b), vec![b]);
+            register::<I>(grads, node.id, column_sums(&gp, b), vec![b], device);
         }
         if let Some(node) = node_dw {
             let x = values::<I>(saved.x.as_ref().expect("x kept when W_down trains"));
@@ -322,7 +287,7 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
                     )
                 };
             }
-            register(node.id, gdw, vec![c, b]);
+            register::<I>(grads, node.id, gdw, vec![c, b], device);
         }
         if let Some(node) = node_x {
             let dw = values::<I>(&saved.down_w);
@@ -342,7 +307,7 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
                     )
                 };
             }
-            register(node.id, gx, vec![rows, c]);
+            register::<I>(grads, node.id, gx, vec![rows, c], device);
         }
     }
 }
@@ -384,17 +349,15 @@ fn autodiff_delta<I: Backend>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let saved = Saved::<I> {
-                inner: Arc::new(SavedInner {
-                    x: dw_tracked.then_some(x.primitive),
-                    p: pre,
-                    a,
-                    down_w: dw.primitive,
-                    up_w: uw.primitive,
-                    dims: d,
-                    device,
-                }),
-            };
+            let saved = Saved(Arc::new(SavedInner {
+                x: dw_tracked.then_some(x.primitive),
+                p: pre,
+                a,
+                down_w: dw.primitive,
+                up_w: uw.primitive,
+                dims: d,
+                device,
+            }));
             prep.finish(saved, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(y),

@@ -31,7 +31,7 @@ use gemm::gemm;
 use rayon::prelude::*;
 
 use crate::fused_host::parallelism;
-use crate::host::{cast, note_host_run, values, Route};
+use crate::host::{cast, note_host_run, register, values, Route, Saved};
 use crate::softmax_rows::softmax_row;
 
 /// The logit given to a negative that equals the row's true item (as the tensor version).
@@ -301,19 +301,7 @@ fn compute(h: &[f32], w: &[f32], b: &[f32], v: usize, cand: &Candidates<'_>) -> 
     }
 }
 
-/// What the backward step keeps: the gradients of the candidates and where they go.
-struct Saved<I: Backend> {
-    inner: Arc<SavedInner<I>>,
-}
-
-impl<I: Backend> Clone for Saved<I> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
-
+/// What the backward step keeps.
 struct SavedInner<I: Backend> {
     parts: Parts,
     targets: Vec<usize>,
@@ -323,38 +311,29 @@ struct SavedInner<I: Backend> {
     device: I::Device,
 }
 
-impl<I: Backend> std::fmt::Debug for Saved<I> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Saved")
-            .field("rows", &self.inner.targets.len())
-            .field("negatives", &self.inner.negatives.len())
-            .finish()
-    }
-}
-
 /// The backward step of the host sampled softmax (parents: `h`, `W`, `b`).
 #[derive(Debug)]
 struct SampledBackward;
 
 impl<I: Backend> Backward<I, 3> for SampledBackward {
-    type State = Saved<I>;
+    type State = Saved<SavedInner<I>>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_h, node_w, node_b] = ops.parents;
-        let saved = ops.state.inner;
+        let saved = ops.state.0;
         let upstream = grads.consume::<I>(&ops.node);
         let u = values::<I>(&upstream)[0];
         let (p, c, v) = (&saved.parts, saved.c, saved.v);
         let n = saved.targets.len();
         let device = &saved.device;
-        let mut register = |id, values: Vec<f32>, shape: Vec<usize>| {
-            grads.register::<I>(
-                id,
-                I::float_from_data(TensorData::new(values, shape), device),
-            );
-        };
         if let Some(node) = node_h {
-            register(node.id, p.gh.iter().map(|g| g * u).collect(), vec![n, c]);
+            register::<I>(
+                grads,
+                node.id,
+                p.gh.iter().map(|g| g * u).collect(),
+                vec![n, c],
+                device,
+            );
         }
         if let Some(node) = node_w {
             let s = saved.negatives.len();
@@ -367,7 +346,7 @@ impl<I: Backend> Backward<I, 3> for SampledBackward {
                     row[t] += u * g;
                 }
             });
-            register(node.id, gw, vec![c, v]);
+            register::<I>(grads, node.id, gw, vec![c, v], device);
         }
         if let Some(node) = node_b {
             let mut gb = vec![0.0f32; v];
@@ -377,7 +356,7 @@ impl<I: Backend> Backward<I, 3> for SampledBackward {
             for (&t, &g) in saved.targets.iter().zip(&p.gb_true) {
                 gb[t] += u * g;
             }
-            register(node.id, gb, vec![v]);
+            register::<I>(grads, node.id, gb, vec![v], device);
         }
     }
 }
@@ -411,16 +390,14 @@ fn autodiff_loss<I: Backend>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let saved = Saved::<I> {
-                inner: Arc::new(SavedInner {
-                    parts,
-                    targets: cand.targets.to_vec(),
-                    negatives: cand.negatives.to_vec(),
-                    c,
-                    v,
-                    device,
-                }),
-            };
+            let saved = Saved(Arc::new(SavedInner {
+                parts,
+                targets: cand.targets.to_vec(),
+                negatives: cand.negatives.to_vec(),
+                c,
+                v,
+                device,
+            }));
             prep.finish(saved, loss)
         }
         OpsKind::UnTracked(prep) => prep.finish(loss),

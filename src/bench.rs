@@ -6,15 +6,15 @@
 //!
 //! The fine-tune head is a V-way softmax classifier on the last position, as in the port.
 
-use burn::optim::{adaptor::OptimizerAdaptor, Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{adaptor::OptimizerAdaptor, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{
-    FineTuneConfig, FineTuneModel, HeadKind, NegativeDistribution, NegativeSampler,
-    NextItNetConfig, NextItNetLM, Strategy,
+    FineTuneConfig, FineTuneModel, FusedAdam, FusedAdamConfig, HeadKind, NegativeDistribution,
+    NegativeSampler, NextItNetConfig, NextItNetLM, Strategy,
 };
 
 /// A memory figure of this process in MiB, from the Linux `/proc/self/status` line `field`
@@ -116,7 +116,7 @@ fn rows<B: Backend>(
 /// A pretraining step runner: forward, loss, backward and an Adam step.
 pub struct PretrainStep<B: AutodiffBackend> {
     model: Option<NextItNetLM<B>>,
-    optim: OptimizerAdaptor<Adam, NextItNetLM<B>, B>,
+    optim: OptimizerAdaptor<FusedAdam, NextItNetLM<B>, B>,
     sampler: Option<NegativeSampler>,
     rng: ChaCha8Rng,
     shape: Shape,
@@ -134,7 +134,7 @@ impl<B: AutodiffBackend> PretrainStep<B> {
             .expect("valid benchmark shape");
         Self {
             model: Some(model),
-            optim: AdamConfig::new().init(),
+            optim: FusedAdamConfig::new().init(),
             sampler: sampled.map(|n| NegativeSampler {
                 num_negatives: n,
                 distribution: NegativeDistribution::LogUniform,
@@ -184,7 +184,7 @@ fn to_f32<E: burn::tensor::ElementConversion>(e: E) -> f32 {
 /// A fine-tuning step runner for one strategy (V-way softmax head on the last position).
 pub struct FineTuneStep<B: AutodiffBackend> {
     model: Option<FineTuneModel<B>>,
-    optim: OptimizerAdaptor<Adam, FineTuneModel<B>, B>,
+    optim: OptimizerAdaptor<FusedAdam, FineTuneModel<B>, B>,
     shape: Shape,
     pool: Vec<Vec<i64>>,
     step: usize,
@@ -205,7 +205,7 @@ impl<B: AutodiffBackend> FineTuneStep<B> {
         .expect("valid benchmark shape");
         Self {
             model: Some(model),
-            optim: AdamConfig::new().init(),
+            optim: FusedAdamConfig::new().init(),
             shape,
             pool: shape.token_pool(4, 9),
             step: 0,

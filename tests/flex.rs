@@ -277,3 +277,48 @@ fn flex_patch_matches_its_tensor_composition() {
     assert!(max_diff(gd1, gd2) < 1e-3);
     assert!(max_diff(gu1, gu2) < 1e-3);
 }
+
+/// The fused Adam on Flex gives bitwise Burn's Adam (the same `f32` operations in the same
+/// order), over steps with and without weight decay, on a parameter of several Rayon tasks; a
+/// clone of the parameter taken before a step keeps its values (the update is in place only
+/// where nothing else holds the buffer).
+#[test]
+fn flex_fused_adam_is_burns_adam_bitwise() {
+    use burn::optim::SimpleOptimizer;
+    use peterrec::model::FusedAdamConfig;
+    let device = Default::default();
+    let bits = |t: &Tensor<Flex, 2>| -> Vec<u32> {
+        let values = t.to_data().into_vec::<f32>().unwrap();
+        values.iter().map(|v| v.to_bits()).collect()
+    };
+    for config in [
+        FusedAdamConfig::new(),
+        FusedAdamConfig::new().with_weight_decay(Some(0.01)),
+    ] {
+        let (fused, burn) = (config.build(), config.burn().build());
+        let mut theta_f = Tensor::<Flex, 2>::random([300, 257], Distribution::Default, &device);
+        // Shared with `theta_f` at first: the fused step must copy, not write Burn's input.
+        let mut theta_b = theta_f.clone();
+        let (mut state_f, mut state_b) = (None, None);
+        for step in 0..3 {
+            let grad =
+                Tensor::<Flex, 2>::random([300, 257], Distribution::Normal(0.0, 0.1), &device);
+            // Step 1 holds a clone of the parameter (copied before the update), the others not
+            // (updated in place).
+            let kept = (step == 1).then(|| (theta_f.clone(), bits(&theta_f)));
+            (theta_f, state_f) =
+                SimpleOptimizer::<Flex>::step(&fused, 1e-2, theta_f, grad.clone(), state_f);
+            (theta_b, state_b) = SimpleOptimizer::<Flex>::step(&burn, 1e-2, theta_b, grad, state_b);
+            if let Some((kept, before)) = kept {
+                assert_eq!(bits(&kept), before, "a shared parameter was written");
+            }
+            assert_eq!(bits(&theta_f), bits(&theta_b), "step {step}");
+            let (f, b) = (
+                &state_f.as_ref().unwrap().momentum,
+                &state_b.as_ref().unwrap().momentum,
+            );
+            assert_eq!(bits(&f.moment_1), bits(&b.moment_1));
+            assert_eq!(bits(&f.moment_2), bits(&b.moment_2));
+        }
+    }
+}

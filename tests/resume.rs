@@ -257,8 +257,9 @@ fn saved_state_comes_back_bitwise() {
     let dir = CheckpointDir::open(&root).unwrap();
     save_epoch(&dir, &model, &optim, &state, true).unwrap();
     let fresh = config.init_lm::<CpuAutodiff>(&device).unwrap();
-    let fresh_optim =
-        AdamConfig::new().init::<CpuAutodiff, peterrec::model::NextItNetLM<CpuAutodiff>>();
+    // Written by Burn's Adam, read by the fused one (the loops' optimizer): the same state type.
+    let fresh_optim = peterrec::model::FusedAdamConfig::new()
+        .init::<CpuAutodiff, peterrec::model::NextItNetLM<CpuAutodiff>>();
     let mut restored = load_last(&dir, fresh, fresh_optim, &device)
         .unwrap()
         .expect("a saved epoch");
@@ -272,8 +273,8 @@ fn saved_state_comes_back_bitwise() {
     );
     assert_eq!(restored.state.epoch, 3);
     assert_eq!(restored.state.rng, rng);
-    // The restored optimizer continues like the original: one more step from both gives bitwise
-    // the same weights.
+    // The restored (fused) optimizer continues like the original (Burn's): one more step from
+    // both gives bitwise the same weights.
     let out = model.train_loss(batch.inputs.clone(), batch.targets.clone(), &batch.mask);
     let grads = GradientsParams::from_grads(out.loss.backward(), &model);
     let grads_again = GradientsParams::from_grads(

@@ -2,7 +2,7 @@
 //!
 //! NdArray and Flex keep their tensors in host memory. The fused operations of this crate (the
 //! heads' cross-entropies of [`crate::fused`] and `crate::sampled_host`, [`crate::norm_relu`],
-//! the convolution of `crate::conv_host`, the patch bottleneck of `crate::patch_host`) read their inputs in place ([`values`]; the full-softmax
+//! the convolution of `crate::conv_host`, the patch bottleneck of `crate::patch_host`, the update of [`crate::adam`]) read their inputs in place ([`values`]; the full-softmax
 //! head still copies them out with [`host_values`]), compute with plain loops and `gemm`, and
 //! hand the results back as new tensors: one node of the autodiff graph with its own backward
 //! step where they train. This module says which backend a generic `B` is ([`route`],
@@ -119,6 +119,68 @@ fn borrow_f32<P: 'static>(primitive: &P) -> Option<&[f32]> {
         return tensor.as_slice::<f32>();
     }
     None
+}
+
+/// A host backend's float tensor held for writing in place (the fused optimizer's parameters
+/// and moments): its contiguous `f32` buffer, copied first only when the tensor shares it or is
+/// not one contiguous buffer.
+pub(crate) enum Writable {
+    /// An NdArray array in standard layout.
+    NdArray(burn::backend::ndarray::SharedArray<f32>),
+    /// A Flex tensor covering its whole buffer.
+    #[cfg(feature = "flex")]
+    Flex(burn::backend::flex::FlexTensor),
+}
+
+impl Writable {
+    /// Takes `primitive`, a float tensor of the host backend `I`.
+    ///
+    /// # Panics
+    /// If `I` is not NdArray or Flex or the tensor is not `f32` (callers check [`route_for`]).
+    pub(crate) fn new<I: Backend>(primitive: I::FloatTensorPrimitive) -> Self {
+        let any: Box<dyn Any> = Box::new(primitive);
+        let any = match any.downcast::<NdArrayTensor>() {
+            Ok(tensor) => {
+                let NdArrayTensor::F32(storage) = *tensor else {
+                    panic!("an f32 NdArray tensor");
+                };
+                let mut array = storage.into_owned();
+                if !array.is_standard_layout() {
+                    array = array.as_standard_layout().into_owned().into_shared();
+                }
+                return Self::NdArray(array);
+            }
+            Err(any) => any,
+        };
+        #[cfg(feature = "flex")]
+        if let Ok(tensor) = any.downcast::<burn::backend::flex::FlexTensor>() {
+            assert_eq!(tensor.dtype(), DType::F32, "an f32 Flex tensor");
+            // The same buffer when it is contiguous and exactly the tensor's, else a copy.
+            return Self::Flex(tensor.to_contiguous());
+        }
+        #[cfg(not(feature = "flex"))]
+        let _ = any;
+        panic!("a host backend's float tensor");
+    }
+
+    /// The values, row-major, for writing (a shared buffer is copied here first).
+    pub(crate) fn values(&mut self) -> &mut [f32] {
+        match self {
+            Self::NdArray(array) => array.as_slice_mut().expect("standard layout"),
+            #[cfg(feature = "flex")]
+            Self::Flex(tensor) => tensor.storage_mut::<f32>(),
+        }
+    }
+
+    /// The tensor back, with its shape.
+    pub(crate) fn into_tensor<I: Backend, const D: usize>(self) -> Tensor<I, D> {
+        let primitive: I::FloatTensorPrimitive = match self {
+            Self::NdArray(array) => cast(NdArrayTensor::from(array)),
+            #[cfg(feature = "flex")]
+            Self::Flex(tensor) => cast(tensor),
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(primitive))
+    }
 }
 
 /// The [`Route`] for `B` and an operation on tensors of types `dtypes` (host routes need all of

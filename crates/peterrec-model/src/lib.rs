@@ -12,6 +12,8 @@
 //! - [`FineTuneModel`] and [`Strategy`]: `[CLS]` user vectors, task heads, and the strategies
 //!   PeterRec, FineAll, FineCLS, FineLast-n and Scratch with real freezing.
 //! - [`ParamReport`]: parameter accounting; [`persist`]: backbone and task files.
+//! - [`FusedAdamConfig`]: Adam with its update fused into one pass per parameter on the CPU
+//!   backends (Burn's Adam, with the same values, elsewhere).
 //! - [`StreamModel`] and [`StreamState`]: streaming inference, one step per layer for each
 //!   appended item.
 //!
@@ -32,6 +34,7 @@
 //! assert!(report.trainable * 10 < report.total);
 //! ```
 
+pub mod adam;
 pub mod backbone;
 pub mod block;
 pub mod conv;
@@ -60,6 +63,7 @@ mod sampled_host;
 pub mod softmax_rows;
 pub mod stream;
 
+pub use adam::{FusedAdam, FusedAdamConfig};
 pub use backbone::{NextItNet, NextItNetConfig, MAX_CONV_PADDING};
 pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
 pub use conv::{DilatedConv1d, DilatedConv1dConfig};

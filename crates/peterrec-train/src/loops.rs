@@ -10,13 +10,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{decay::WeightDecayConfig, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
 use peterrec_data::batch::{epoch_batches, finetune_rows, SeqObjective};
 use peterrec_data::sequence::UserSequence;
 use peterrec_data::split::NextItemExample;
 use peterrec_data::task::Task;
-use peterrec_model::{FineTuneModel, NegativeSampler, NextItNetConfig, NextItNetLM};
+use peterrec_model::{
+    FineTuneModel, FusedAdamConfig, NegativeSampler, NextItNetConfig, NextItNetLM,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -86,15 +88,12 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    fn adam(&self) -> AdamConfig {
-        let adam = AdamConfig::new()
+    /// Adam with these settings, fused on the CPU backends ([`FusedAdamConfig`]).
+    fn adam(&self) -> FusedAdamConfig {
+        FusedAdamConfig::new()
             .with_beta_1(self.betas.0)
-            .with_beta_2(self.betas.1);
-        if self.weight_decay > 0.0 {
-            adam.with_weight_decay(Some(WeightDecayConfig::new(self.weight_decay)))
-        } else {
-            adam
-        }
+            .with_beta_2(self.betas.1)
+            .with_weight_decay((self.weight_decay > 0.0).then_some(self.weight_decay))
     }
 
     fn validate(&self) -> Result<()> {

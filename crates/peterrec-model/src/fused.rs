@@ -19,7 +19,13 @@
 //! On the CPU backends (NdArray, and Flex with the `flex` feature) with `f32` tensors, the same
 //! arithmetic runs on host buffers instead of tensor operations: one reused `[rows, V]` buffer,
 //! `gemm` products and an in-place, vectorised row softmax (the private `fused_host` module and
-//! [`crate::softmax_rows`]). Other backends (CUDA) and `f64` tensors use tensor operations.
+//! [`crate::softmax_rows`]). There the loss is one node of the autodiff graph with its own
+//! backward step instead of the surrogate: the inputs are read in place, only the tracked
+//! inputs' gradients are computed, and the backward step hands them over (scaled by the
+//! upstream gradient when it is not 1), where the surrogate cost a copy of `x` and `W` and
+//! four passes over weight-shaped tensors (at the paper's shape 51 MB each) a step. Other
+//! backends (CUDA), `f64` tensors and autodiff backends with another checkpointing strategy
+//! take the surrogate (the last over host buffers).
 
 use burn::tensor::{
     backend::{AutodiffBackend, Backend},
@@ -27,7 +33,7 @@ use burn::tensor::{
 };
 
 use crate::fused_host::{self, HostInputs};
-use crate::host::{host_backend, host_values, HostBackend};
+use crate::host::{cast, host_backend, host_values, route_for, HostBackend, Route};
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
 /// bounds the transient `[rows, V]` buffer to 256 MiB of `f32`.
@@ -132,6 +138,34 @@ fn fused_in_chunks<B: AutodiffBackend>(
         return Tensor::zeros([1], &input.device());
     }
     let rows = (chunk_elements / v.max(1)).clamp(1, n);
+    let mut dtypes = vec![input.dtype(), weight.dtype()];
+    dtypes.extend(bias.as_ref().map(|b| b.dtype()));
+    match route_for::<B>(&dtypes) {
+        Route::AutodiffNdArray => {
+            return cast(fused_host::autodiff_loss::<burn::backend::NdArray<f32>>(
+                cast(input),
+                cast(weight),
+                bias.map(cast),
+                cast(targets),
+                layout,
+                rows,
+            ))
+        }
+        #[cfg(feature = "flex")]
+        Route::AutodiffFlex => {
+            return cast(fused_host::autodiff_loss::<burn::backend::Flex>(
+                cast(input),
+                cast(weight),
+                bias.map(cast),
+                cast(targets),
+                layout,
+                rows,
+            ))
+        }
+        _ => {}
+    }
+    // Any other autodiff backend over a host one (another checkpointing strategy): the host
+    // arithmetic through the surrogate; the rest: tensor operations.
     let parts = Parts {
         x: input.clone().inner(),
         w: weight.clone().inner(),
@@ -217,6 +251,8 @@ fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradient
         targets: &targets,
         v,
         rows,
+        want_x: true,
+        want_w: true,
     });
     Gradients {
         loss: Tensor::from_data(TensorData::new(vec![grads.loss], [1]), &device),
@@ -487,6 +523,55 @@ mod tests {
                         assert!(max_abs_diff(hb, tb) < 1e-6, "{case}: bias");
                     }
                 }
+            }
+        }
+    }
+
+    /// The autodiff node with some inputs frozen: the tracked ones get the op-by-op gradients
+    /// (under an upstream scale), the frozen ones none; the host route ran.
+    #[test]
+    fn frozen_inputs_get_no_gradient() {
+        let d = Default::default();
+        let (n, c, v) = (7, 5, 11);
+        let x0 = Tensor::<NdArray<f32>, 2>::random([n, c], Distribution::Normal(0.0, 1.0), &d);
+        let w0 = Tensor::<NdArray<f32>, 2>::random([c, v], Distribution::Normal(0.0, 1.0), &d);
+        let b0 = Tensor::<NdArray<f32>, 1>::random([v], Distribution::Normal(0.0, 1.0), &d);
+        let t: Vec<i64> = (0..n).map(|i| ((i * 4 + 1) % v) as i64).collect();
+        let t = Tensor::<B, 1, Int>::from_data(TensorData::new(t, [n]), &d);
+        // (x tracked, W tracked, b tracked)
+        for tracked in [
+            (true, false, true),
+            (false, true, true),
+            (false, true, false),
+        ] {
+            let leaf = |t: Tensor<B, 2>, on: bool| if on { t.require_grad() } else { t };
+            let run = |fused: bool| {
+                let x = leaf(Tensor::from_inner(x0.clone()), tracked.0);
+                let w = leaf(Tensor::from_inner(w0.clone()), tracked.1);
+                let b = Tensor::<B, 1>::from_inner(b0.clone());
+                let b = if tracked.2 { b.require_grad() } else { b };
+                let runs = crate::host::host_runs();
+                let loss = if fused {
+                    linear_cross_entropy(x.clone(), w.clone(), Some(b.clone()), t.clone())
+                } else {
+                    let logits = x.clone().matmul(w.clone()) + b.clone().reshape([1, v]);
+                    cross_entropy(logits, t.clone())
+                };
+                assert_eq!(crate::host::host_runs() - runs, usize::from(fused));
+                let grads = loss.mul_scalar(1.5).backward();
+                (x.grad(&grads), w.grad(&grads), b.grad(&grads))
+            };
+            let ((xf, wf, bf), (xr, wr, br)) = (run(true), run(false));
+            assert_eq!(xf.is_some(), tracked.0, "{tracked:?}");
+            assert_eq!(wf.is_some(), tracked.1, "{tracked:?}");
+            assert_eq!(bf.is_some(), tracked.2, "{tracked:?}");
+            for (f, r) in [(xf, xr), (wf, wr)] {
+                if let (Some(f), Some(r)) = (f, r) {
+                    assert!(max_abs_diff(f, r) < 1e-5, "{tracked:?}");
+                }
+            }
+            if let (Some(f), Some(r)) = (bf, br) {
+                assert!(max_abs_diff(f, r) < 1e-5, "{tracked:?}");
             }
         }
     }

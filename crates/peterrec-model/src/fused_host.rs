@@ -10,13 +10,25 @@
 //! calls (the crate Flex itself uses, with its AVX-512 kernels) that write `∂x` in place and
 //! accumulate `∂W` and `∂b` across chunks.
 
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use crate::fused::WeightLayout as Layout;
+use crate::host::{note_host_run, register, values, Saved};
 use crate::softmax_rows::softmax_row;
 
 /// Loss and gradients of the mean softmax cross-entropy of `x·W + b` against `targets`.
+#[derive(Clone)]
 pub(crate) struct HostGradients {
     /// The mean loss.
     pub loss: f32,
@@ -44,6 +56,10 @@ pub(crate) struct HostInputs<'a> {
     pub v: usize,
     /// Rows per chunk (at least one).
     pub rows: usize,
+    /// Whether `∂x` is wanted (else [`HostGradients::x`] is empty and its product skipped).
+    pub want_x: bool,
+    /// Whether `∂W` and `∂b` are wanted (else [`HostGradients::w`] is empty, `b` is `None`).
+    pub want_w: bool,
 }
 
 /// Products below this many multiply-adds run on one thread (as Flex decides).
@@ -140,6 +156,8 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         targets,
         v,
         rows,
+        want_x,
+        want_w,
     } = input;
     let n = targets.len();
     let c = x.len().checked_div(n).unwrap_or(0);
@@ -163,9 +181,17 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         row_stride: w_js,
         col_stride: w_cs,
     };
-    let mut grad_x = vec![0f32; n * c];
-    let mut grad_w = vec![0f32; c * v];
-    let mut grad_b = b.map(|_| vec![0f32; v]);
+    let mut grad_x = if want_x {
+        vec![0f32; n * c]
+    } else {
+        Vec::new()
+    };
+    let mut grad_w = if want_w {
+        vec![0f32; c * v]
+    } else {
+        Vec::new()
+    };
+    let mut grad_b = b.filter(|_| want_w).map(|_| vec![0f32; v]);
     let rows = rows.clamp(1, n.max(1));
     let mut logits = vec![0f32; rows.min(n) * v];
     let ones = vec![1f32; rows];
@@ -195,9 +221,15 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
             row_stride: v as isize,
             col_stride: 1,
         };
-        // SAFETY: as above; `grad_x[start·C..]` holds the `[len, C]` rows of this chunk.
+        if want_x {
+            // SAFETY: as above; `grad_x[start·C..]` holds the `[len, C]` rows of this chunk.
+            unsafe { product(&mut grad_x[start * c..], len, c, v, g, w_vc, false) };
+        }
+        if !want_w {
+            continue;
+        }
+        // SAFETY: as above; `grad_w` holds `C·V` values, `grad_b` `V`.
         unsafe {
-            product(&mut grad_x[start * c..], len, c, v, g, w_vc, false);
             match layout {
                 // ∂W[C, V] += xcᵀ·G
                 Layout::Columns => product(
@@ -251,8 +283,12 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         for (ci, &xv) in xi.iter().enumerate() {
             let wv = w[w_at(ci, t)];
             picked += xv as f64 * wv as f64;
-            grad_x[i * c + ci] -= wv * scale;
-            grad_w[w_at(ci, t)] -= xv * scale;
+            if want_x {
+                grad_x[i * c + ci] -= wv * scale;
+            }
+            if want_w {
+                grad_w[w_at(ci, t)] -= xv * scale;
+            }
         }
         loss_sum -= picked;
         if let Some(grad_b) = grad_b.as_mut() {
@@ -265,4 +301,152 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         w: grad_w,
         b: grad_b,
     }
+}
+
+/// What the backward step of [`autodiff_loss`] keeps: the gradients, already computed.
+struct SavedInner<I: Backend> {
+    grads: HostGradients,
+    x_dims: [usize; 2],
+    w_dims: [usize; 2],
+    device: I::Device,
+}
+
+/// The backward step of the host fused cross-entropy (parents: `x`, `W` and, with a bias, `b`):
+/// the saved gradients scaled by the upstream one.
+#[derive(Debug)]
+struct FusedBackward;
+
+impl FusedBackward {
+    fn step<I: Backend, const N: usize>(ops: Ops<Saved<SavedInner<I>>, N>, grads: &mut Gradients) {
+        // Parents: x, W and, when N is 3, b.
+        let ids: Vec<Option<NodeId>> = ops
+            .parents
+            .iter()
+            .map(|p| p.as_ref().map(|n| n.id))
+            .collect();
+        let upstream = grads.consume::<I>(&ops.node);
+        let u = values::<I>(&upstream)[0];
+        // The node is consumed once, so the gradients are moved out, not copied.
+        let saved = Arc::try_unwrap(ops.state.0).unwrap_or_else(|shared| SavedInner {
+            grads: shared.grads.clone(),
+            x_dims: shared.x_dims,
+            w_dims: shared.w_dims,
+            device: shared.device.clone(),
+        });
+        let scaled = |mut g: Vec<f32>| {
+            if u != 1.0 {
+                g.par_iter_mut().for_each(|g| *g *= u);
+            }
+            g
+        };
+        let device = &saved.device;
+        let HostGradients { x, w, b, .. } = saved.grads;
+        if let Some(id) = ids[0] {
+            register::<I>(grads, id, scaled(x), saved.x_dims.to_vec(), device);
+        }
+        if let Some(id) = ids[1] {
+            register::<I>(grads, id, scaled(w), saved.w_dims.to_vec(), device);
+        }
+        if let (Some(id), Some(b)) = (ids.get(2).copied().flatten(), b) {
+            let v = b.len();
+            register::<I>(grads, id, scaled(b), vec![v], device);
+        }
+    }
+}
+
+impl<I: Backend> Backward<I, 2> for FusedBackward {
+    type State = Saved<SavedInner<I>>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        Self::step(ops, grads);
+    }
+}
+
+impl<I: Backend> Backward<I, 3> for FusedBackward {
+    type State = Saved<SavedInner<I>>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        Self::step(ops, grads);
+    }
+}
+
+/// The fused cross-entropy as one node of the autodiff graph over the host backend `I`: the
+/// loss and the gradients of the tracked inputs are computed here, on buffers read in place, and
+/// the backward step hands them over (scaled by the upstream gradient).
+///
+/// # Shapes
+/// - x: `[n, C]` (at least one row)
+/// - w: `[C, V]` or `[V, C]`, see `layout`
+/// - b: `[V]`
+/// - targets: `[n]`, each in `0..V`
+/// - output: `[1]`
+pub(crate) fn autodiff_loss<I: Backend>(
+    x: Tensor<Autodiff<I>, 2>,
+    w: Tensor<Autodiff<I>, 2>,
+    b: Option<Tensor<Autodiff<I>, 1>>,
+    targets: Tensor<Autodiff<I>, 1, Int>,
+    layout: Layout,
+    rows: usize,
+) -> Tensor<Autodiff<I>, 1> {
+    note_host_run();
+    let (x_dims, w_dims) = (x.dims(), w.dims());
+    let v = match layout {
+        Layout::Columns => w_dims[1],
+        Layout::Rows => w_dims[0],
+    };
+    let targets: Vec<usize> = targets
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .expect("integer targets")
+        .into_iter()
+        .map(|t| usize::try_from(t).expect("targets lie in 0..V"))
+        .collect();
+    let (x, w) = (x.into_primitive().tensor(), w.into_primitive().tensor());
+    let b = b.map(|b| b.into_primitive().tensor());
+    let want_x = !x.node.requirement.is_none();
+    let want_w =
+        !w.node.requirement.is_none() || b.as_ref().is_some_and(|b| !b.node.requirement.is_none());
+    let device = I::float_device(&x.primitive);
+    let grads = {
+        let b_values = b.as_ref().map(|b| values::<I>(&b.primitive));
+        gradients(HostInputs {
+            x: &values::<I>(&x.primitive),
+            w: &values::<I>(&w.primitive),
+            layout,
+            b: b_values.as_deref(),
+            targets: &targets,
+            v,
+            rows,
+            want_x,
+            want_w,
+        })
+    };
+    let loss = I::float_from_data(TensorData::new(vec![grads.loss], [1]), &device);
+    // Dropped unused when nothing upstream trains.
+    let saved = Saved(Arc::new(SavedInner {
+        grads,
+        x_dims,
+        w_dims,
+        device,
+    }));
+    let output = match b {
+        Some(b) => match FusedBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(saved, loss),
+            OpsKind::UnTracked(prep) => prep.finish(loss),
+        },
+        None => match FusedBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(saved, loss),
+            OpsKind::UnTracked(prep) => prep.finish(loss),
+        },
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(output))
 }

@@ -111,10 +111,14 @@ fn host_forward<B: Backend>(
     Tensor::from_data(TensorData::new(y, [n, c]), &device)
 }
 
-/// What the backward step keeps.
+/// What the backward step keeps: the input (`x̂` is recomputed from it), each row's statistics,
+/// and the parameters.
 struct SavedInner<I: Backend> {
+    /// `[n, C]`, the input as it came in.
     x: I::FloatTensorPrimitive,
+    /// `[n]`: each row's mean and `1/σ`.
     stats: Vec<[f32; 2]>,
+    /// `[C]`: `γ` and `β`.
     gamma: Vec<f32>,
     beta: Vec<f32>,
     device: I::Device,

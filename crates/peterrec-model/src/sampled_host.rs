@@ -137,27 +137,9 @@ fn compute(h: &[f32], w: &[f32], b: &[f32], v: usize, cand: &Candidates<'_>) -> 
     let width = s + 1;
     let scale = 1.0 / n as f32;
 
-    // The candidates' columns, walking the head row by row.
-    let mut w_neg = vec![0.0f32; c * s];
-    if s > 0 {
-        w_neg
-            .par_chunks_mut(s)
-            .zip(w.par_chunks(v))
-            .for_each(|(neg, row)| {
-                for (x, &j) in neg.iter_mut().zip(cand.negatives) {
-                    *x = row[j];
-                }
-            });
-    }
-    let mut t_cols = vec![0.0f32; c * n];
-    t_cols
-        .par_chunks_mut(n)
-        .zip(w.par_chunks(v))
-        .for_each(|(tru, row)| {
-            for (x, &t) in tru.iter_mut().zip(cand.targets) {
-                *x = row[t];
-            }
-        });
+    // The candidates' columns.
+    let w_neg = columns(w, v, cand.negatives);
+    let t_cols = columns(w, v, cand.targets);
 
     // Z = [z₀ | h·W_S], corrected and masked, then G in place.
     let mut z = vec![0.0f32; n * width];
@@ -299,6 +281,23 @@ fn compute(h: &[f32], w: &[f32], b: &[f32], v: usize, cand: &Candidates<'_>) -> 
         gb_neg,
         gb_true: g0,
     }
+}
+
+/// Columns `cols` of the row-major `[C, V]` matrix `w`, as a row-major `[C, cols.len()]` one,
+/// walking `w` row by row.
+fn columns(w: &[f32], v: usize, cols: &[usize]) -> Vec<f32> {
+    let c = w.len() / v.max(1);
+    let mut out = vec![0.0f32; c * cols.len()];
+    if !cols.is_empty() {
+        out.par_chunks_mut(cols.len())
+            .zip(w.par_chunks(v.max(1)))
+            .for_each(|(out, row)| {
+                for (x, &j) in out.iter_mut().zip(cols) {
+                    *x = row[j];
+                }
+            });
+    }
+    out
 }
 
 /// What the backward step keeps.

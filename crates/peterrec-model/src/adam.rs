@@ -33,7 +33,7 @@ use burn::optim::{
     Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, SimpleOptimizer,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::host::{self, Route};
@@ -155,8 +155,12 @@ impl FusedAdam {
                 let n = grad.len();
                 let (mut m, mut v) = (vec![0f32; n], vec![0f32; n]);
                 update(theta.values(), &grad, &mut m, &mut v, true, &k);
+                // `f32` whatever the device's default float type (as Burn's, from the gradient).
                 let tensor = |values: Vec<f32>| {
-                    Tensor::<B, D>::from_data(TensorData::new(values, shape.clone()), &device)
+                    Tensor::<B, D>::from_data(
+                        TensorData::new(values, shape.clone()),
+                        (&device, DType::F32),
+                    )
                 };
                 (tensor(m), tensor(v))
             }
@@ -367,6 +371,61 @@ mod tests {
         assert_eq!(bits(&kept_state.momentum.moment_2), before.2);
     }
 
+    /// An unshared parameter and its moments are updated in their own buffers (no copy).
+    #[test]
+    fn unshared_buffers_are_updated_in_place() {
+        let device = Default::default();
+        let fused = FusedAdamConfig::new().build();
+        let address = |t: &Tensor<I, 2>| {
+            let primitive = t.clone().into_primitive().tensor();
+            host::values::<I>(&primitive).as_ptr() as usize
+        };
+        let theta = random::<I>([40, 30], 1, &device);
+        let (theta, state) =
+            SimpleOptimizer::<I>::step(&fused, 0.1, theta, random::<I>([40, 30], 2, &device), None);
+        let state = state.unwrap();
+        let before = [
+            address(&theta),
+            address(&state.momentum.moment_1),
+            address(&state.momentum.moment_2),
+        ];
+        let grad = random::<I>([40, 30], 3, &device);
+        let (theta, state) = SimpleOptimizer::<I>::step(&fused, 0.1, theta, grad, Some(state));
+        let state = state.unwrap();
+        let after = [
+            address(&theta),
+            address(&state.momentum.moment_1),
+            address(&state.momentum.moment_2),
+        ];
+        assert_eq!(before, after);
+    }
+
+    /// A state carrying AMSGrad's maximum (written by Burn's `Adam` with `amsgrad`) is stepped
+    /// by Burn's `Adam`, not the fused route.
+    #[test]
+    fn an_amsgrad_state_takes_burns_adam() {
+        let device = Default::default();
+        let fused = FusedAdamConfig::new().build();
+        let burn = FusedAdamConfig::new().burn().build();
+        let theta = random::<I>([4, 6], 1, &device);
+        let (theta, state) =
+            SimpleOptimizer::<I>::step(&fused, 0.1, theta, random::<I>([4, 6], 2, &device), None);
+        let mut state = state.unwrap();
+        state.momentum.max_moment_2 = Some(state.momentum.moment_2.clone());
+        let grad = random::<I>([4, 6], 3, &device);
+        let runs = host::host_runs();
+        let (a, _) = SimpleOptimizer::<I>::step(
+            &fused,
+            0.1,
+            theta.clone(),
+            grad.clone(),
+            Some(state.clone()),
+        );
+        assert_eq!(host::host_runs(), runs);
+        let (b, _) = SimpleOptimizer::<I>::step(&burn, 0.1, theta, grad, Some(state));
+        assert_eq!(bits(&a), bits(&b));
+    }
+
     /// A transposed (non-contiguous) parameter is updated as its logical values.
     #[test]
     fn strided_parameters_are_updated_by_their_values() {
@@ -430,11 +489,20 @@ mod tests {
             for _ in 0..3 {
                 let out = model.loss(tokens.clone(), targets.clone(), &mask);
                 let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+                let runs = host::host_runs();
                 model = if fused {
                     fused_optim.step(1e-2, model, grads)
                 } else {
                     burn_optim.step(1e-2, model, grads)
                 };
+                // The fused route ran for every parameter tensor (at least the embedding, the
+                // convolutions and the head), Burn's for none.
+                let fused_runs = host::host_runs() - runs;
+                assert!(if fused {
+                    fused_runs >= 4
+                } else {
+                    fused_runs == 0
+                });
             }
             let m = model.valid();
             let block = &m.backbone.blocks[1];

@@ -234,14 +234,7 @@ fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradient
     let [n, c] = x.dims();
     let w_dims = w.dims();
     let b = b.map(|b| host_values(b, backend));
-    let targets: Vec<usize> = t
-        .into_data()
-        .convert::<i64>()
-        .into_vec::<i64>()
-        .expect("integer targets")
-        .into_iter()
-        .map(|t| usize::try_from(t).expect("targets lie in 0..V"))
-        .collect();
+    let targets = fused_host::target_indices(t);
     let (x_host, w_host) = (host_values(x, backend), host_values(w, backend));
     let grads = fused_host::gradients(HostInputs {
         x: &x_host,
@@ -253,6 +246,7 @@ fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradient
         rows,
         want_x: true,
         want_w: true,
+        want_b: true,
     });
     Gradients {
         loss: Tensor::from_data(TensorData::new(vec![grads.loss], [1]), &device),
@@ -527,8 +521,9 @@ mod tests {
         }
     }
 
-    /// The autodiff node with some inputs frozen: the tracked ones get the op-by-op gradients
-    /// (under an upstream scale), the frozen ones none; the host route ran.
+    /// The autodiff node with some inputs frozen, with and without a bias: the tracked ones get
+    /// the op-by-op gradients (under an upstream scale), the frozen ones none; the host route
+    /// ran.
     #[test]
     fn frozen_inputs_get_no_gradient() {
         let d = Default::default();
@@ -538,33 +533,50 @@ mod tests {
         let b0 = Tensor::<NdArray<f32>, 1>::random([v], Distribution::Normal(0.0, 1.0), &d);
         let t: Vec<i64> = (0..n).map(|i| ((i * 4 + 1) % v) as i64).collect();
         let t = Tensor::<B, 1, Int>::from_data(TensorData::new(t, [n]), &d);
-        // (x tracked, W tracked, b tracked)
-        for tracked in [
-            (true, false, true),
-            (false, true, true),
-            (false, true, false),
-        ] {
+        // (x tracked, W tracked, bias: None = no bias, Some(tracked))
+        let cases = [
+            (true, false, Some(true)),
+            (false, true, Some(true)),
+            (false, true, Some(false)),
+            (false, false, Some(true)),
+            (true, false, None),
+            (false, true, None),
+        ];
+        for tracked in cases {
             let leaf = |t: Tensor<B, 2>, on: bool| if on { t.require_grad() } else { t };
             let run = |fused: bool| {
                 let x = leaf(Tensor::from_inner(x0.clone()), tracked.0);
                 let w = leaf(Tensor::from_inner(w0.clone()), tracked.1);
-                let b = Tensor::<B, 1>::from_inner(b0.clone());
-                let b = if tracked.2 { b.require_grad() } else { b };
+                let b = tracked.2.map(|on| {
+                    let b = Tensor::<B, 1>::from_inner(b0.clone());
+                    if on {
+                        b.require_grad()
+                    } else {
+                        b
+                    }
+                });
                 let runs = crate::host::host_runs();
                 let loss = if fused {
-                    linear_cross_entropy(x.clone(), w.clone(), Some(b.clone()), t.clone())
+                    linear_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone())
                 } else {
-                    let logits = x.clone().matmul(w.clone()) + b.clone().reshape([1, v]);
+                    let mut logits = x.clone().matmul(w.clone());
+                    if let Some(b) = &b {
+                        logits = logits + b.clone().reshape([1, v]);
+                    }
                     cross_entropy(logits, t.clone())
                 };
                 assert_eq!(crate::host::host_runs() - runs, usize::from(fused));
                 let grads = loss.mul_scalar(1.5).backward();
-                (x.grad(&grads), w.grad(&grads), b.grad(&grads))
+                (
+                    x.grad(&grads),
+                    w.grad(&grads),
+                    b.and_then(|b| b.grad(&grads)),
+                )
             };
             let ((xf, wf, bf), (xr, wr, br)) = (run(true), run(false));
             assert_eq!(xf.is_some(), tracked.0, "{tracked:?}");
             assert_eq!(wf.is_some(), tracked.1, "{tracked:?}");
-            assert_eq!(bf.is_some(), tracked.2, "{tracked:?}");
+            assert_eq!(bf.is_some(), tracked.2 == Some(true), "{tracked:?}");
             for (f, r) in [(xf, xr), (wf, wr)] {
                 if let (Some(f), Some(r)) = (f, r) {
                     assert!(max_abs_diff(f, r) < 1e-5, "{tracked:?}");

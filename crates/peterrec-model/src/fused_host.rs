@@ -4,7 +4,8 @@
 //! products with it. On NdArray and Flex every one of those is a fresh `[rows, V]` tensor (at
 //! shape A 26 MB, at the paper's shape up to 256 MiB): allocated, page-faulted in, and on Flex
 //! zeroed and then copied once more to realign it. Here the same arithmetic runs on plain
-//! `f32` slices (`x` and `W` copied out once per call, the gradients handed back without a copy):
+//! `f32` slices (`x` and `W` read in place by [`autodiff_loss`], the gradients handed back without a
+//! copy):
 //! the logits go into one buffer that is reused for every chunk, the softmax turns
 //! it into `G = P / n` in place ([`crate::softmax_rows`]), and the three products are `gemm`
 //! calls (the crate Flex itself uses, with its AVX-512 kernels) that write `∂x` in place and
@@ -58,8 +59,10 @@ pub(crate) struct HostInputs<'a> {
     pub rows: usize,
     /// Whether `∂x` is wanted (else [`HostGradients::x`] is empty and its product skipped).
     pub want_x: bool,
-    /// Whether `∂W` and `∂b` are wanted (else [`HostGradients::w`] is empty, `b` is `None`).
+    /// Whether `∂W` is wanted (else [`HostGradients::w`] is empty and its product skipped).
     pub want_w: bool,
+    /// Whether `∂b` is wanted, when there is a bias (else [`HostGradients::b`] is `None`).
+    pub want_b: bool,
 }
 
 /// Products below this many multiply-adds run on one thread (as Flex decides).
@@ -158,6 +161,7 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         rows,
         want_x,
         want_w,
+        want_b,
     } = input;
     let n = targets.len();
     let c = x.len().checked_div(n).unwrap_or(0);
@@ -191,7 +195,7 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
     } else {
         Vec::new()
     };
-    let mut grad_b = b.filter(|_| want_w).map(|_| vec![0f32; v]);
+    let mut grad_b = b.filter(|_| want_b).map(|_| vec![0f32; v]);
     let rows = rows.clamp(1, n.max(1));
     let mut logits = vec![0f32; rows.min(n) * v];
     let ones = vec![1f32; rows];
@@ -225,12 +229,10 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
             // SAFETY: as above; `grad_x[start·C..]` holds the `[len, C]` rows of this chunk.
             unsafe { product(&mut grad_x[start * c..], len, c, v, g, w_vc, false) };
         }
-        if !want_w {
-            continue;
-        }
-        // SAFETY: as above; `grad_w` holds `C·V` values, `grad_b` `V`.
+        // SAFETY: as above; `grad_w` holds `C·V` values (when wanted), `grad_b` `V`.
         unsafe {
             match layout {
+                _ if !want_w => {}
                 // ∂W[C, V] += xcᵀ·G
                 Layout::Columns => product(
                     &mut grad_w,
@@ -301,6 +303,21 @@ pub(crate) fn gradients(input: HostInputs<'_>) -> HostGradients {
         w: grad_w,
         b: grad_b,
     }
+}
+
+/// A targets tensor's values as indices.
+///
+/// # Panics
+/// If a target is negative (the callers check the range `0..V` against the weight).
+pub(crate) fn target_indices<B: Backend>(targets: Tensor<B, 1, Int>) -> Vec<usize> {
+    targets
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .expect("integer targets")
+        .into_iter()
+        .map(|t| usize::try_from(t).expect("targets lie in 0..V"))
+        .collect()
 }
 
 /// What the backward step of [`autodiff_loss`] keeps: the gradients, already computed.
@@ -394,19 +411,12 @@ pub(crate) fn autodiff_loss<I: Backend>(
         Layout::Columns => w_dims[1],
         Layout::Rows => w_dims[0],
     };
-    let targets: Vec<usize> = targets
-        .into_data()
-        .convert::<i64>()
-        .into_vec::<i64>()
-        .expect("integer targets")
-        .into_iter()
-        .map(|t| usize::try_from(t).expect("targets lie in 0..V"))
-        .collect();
+    let targets = target_indices(targets);
     let (x, w) = (x.into_primitive().tensor(), w.into_primitive().tensor());
     let b = b.map(|b| b.into_primitive().tensor());
     let want_x = !x.node.requirement.is_none();
-    let want_w =
-        !w.node.requirement.is_none() || b.as_ref().is_some_and(|b| !b.node.requirement.is_none());
+    let want_w = !w.node.requirement.is_none();
+    let want_b = b.as_ref().is_some_and(|b| !b.node.requirement.is_none());
     let device = I::float_device(&x.primitive);
     let grads = {
         let b_values = b.as_ref().map(|b| values::<I>(&b.primitive));
@@ -420,6 +430,7 @@ pub(crate) fn autodiff_loss<I: Backend>(
             rows,
             want_x,
             want_w,
+            want_b,
         })
     };
     let loss = I::float_from_data(TensorData::new(vec![grads.loss], [1]), &device);

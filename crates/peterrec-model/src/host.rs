@@ -2,11 +2,12 @@
 //!
 //! NdArray and Flex keep their tensors in host memory. The fused operations of this crate (the
 //! heads' cross-entropies of [`crate::fused`] and `crate::sampled_host`, [`crate::norm_relu`],
-//! the convolution of `crate::conv_host`, the patch bottleneck of `crate::patch_host`, the update of [`crate::adam`]) read their inputs in place ([`values`]; the full-softmax
-//! head still copies them out with [`host_values`]), compute with plain loops and `gemm`, and
-//! hand the results back as new tensors: one node of the autodiff graph with its own backward
-//! step where they train. This module says which backend a generic `B` is ([`route`],
-//! [`route_for`]) and moves values in and out.
+//! the convolution of `crate::conv_host`, the patch bottleneck of `crate::patch_host`, the
+//! update of [`crate::adam`]) read their inputs in place ([`values`]; the full-softmax head's
+//! surrogate route, for other autodiff backends, copies them out with [`host_values`]), compute
+//! with plain loops and `gemm`, and hand the results back as new tensors: one node of the
+//! autodiff graph with its own backward step where they train. This module says which backend
+//! a generic `B` is ([`route`], [`route_for`]) and moves values in and out.
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;

@@ -31,7 +31,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::fused_host::{product, View};
+use crate::fused_host::{new_product, product, View};
 use crate::host::{cast, column_sums, note_host_run, register, values, Route, Saved};
 use crate::positions::TapPlan;
 
@@ -185,22 +185,16 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
                 .taps
                 .as_ref()
                 .expect("taps kept when the weight trains");
-            let mut gw = vec![0.0f32; width * n];
-            if m > 0 {
-                // SAFETY: `gw` holds `width·n` values; `tapsᵀ` is `[width, m]` over `taps`
-                // (`m·width` values), `gy` is `[m, n]`.
-                unsafe {
-                    product(
-                        &mut gw,
-                        width,
-                        n,
-                        m,
-                        View::transposed(taps, width),
-                        View::rows(&gy, n),
-                        false,
-                    )
-                };
-            }
+            // SAFETY: `tapsᵀ` is `[width, m]` over `taps` (`m·width` values), `gy` is `[m, n]`.
+            let gw = unsafe {
+                new_product(
+                    width,
+                    n,
+                    m,
+                    View::transposed(taps, width),
+                    View::rows(&gy, n),
+                )
+            };
             register::<I>(grads, node.id, gw, vec![width, n], device);
         }
         if let Some(node) = node_x {
@@ -210,22 +204,9 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
                     .as_ref()
                     .expect("weight kept when the input trains"),
             );
-            let mut gtaps = vec![0.0f32; m * width];
-            if m > 0 {
-                // SAFETY: `gtaps` holds `m·width` values; `gy` is `[m, n]`, `Wᵀ` is `[n, width]`
-                // over `w` (`width·n` values).
-                unsafe {
-                    product(
-                        &mut gtaps,
-                        m,
-                        width,
-                        n,
-                        View::rows(&gy, n),
-                        View::transposed(&w, n),
-                        false,
-                    )
-                };
-            }
+            // SAFETY: `gy` is `[m, n]`, `Wᵀ` is `[n, width]` over `w` (`width·n` values).
+            let gtaps =
+                unsafe { new_product(m, width, n, View::rows(&gy, n), View::transposed(&w, n)) };
             let gx = scatter(&gtaps, &saved.sources, d);
             register::<I>(grads, node.id, gx, vec![d.batch * d.inputs, d.c_in], device);
         }

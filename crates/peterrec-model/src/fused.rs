@@ -175,12 +175,8 @@ fn fused_in_chunks<B: AutodiffBackend>(
         v,
         rows,
     };
-    let host = host_backend::<B::InnerBackend>();
-    let host = host.filter(|_| {
-        input.dtype() == DType::F32
-            && weight.dtype() == DType::F32
-            && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
-    });
+    let host =
+        host_backend::<B::InnerBackend>().filter(|_| dtypes.iter().all(|&d| d == DType::F32));
     let grads = match host {
         Some(backend) => host_gradients(parts, backend),
         None => tensor_gradients(parts),

@@ -144,6 +144,20 @@ pub(crate) unsafe fn product(
     }
 }
 
+/// `lhs·rhs` in a new row-major `[m, n]` buffer (zeros when `m`, `n` or `k` is 0: `gemm` is not
+/// called then).
+///
+/// # Safety
+/// Each view must address `[m, k]` / `[k, n]` valid values, as for [`product`].
+pub(crate) unsafe fn new_product(m: usize, n: usize, k: usize, lhs: View, rhs: View) -> Vec<f32> {
+    let mut dst = vec![0.0f32; m * n];
+    if m > 0 && n > 0 && k > 0 {
+        // SAFETY: `dst` holds `m·n` values; the views are the caller's.
+        unsafe { product(&mut dst, m, n, k, lhs, rhs, false) };
+    }
+    dst
+}
+
 /// Loss and gradients on the host (see the module docs). The buffer of logits holds at most
 /// `rows · V` values.
 ///

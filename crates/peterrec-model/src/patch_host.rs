@@ -25,7 +25,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::fused_host::{product, View};
+use crate::fused_host::{new_product, product, View};
 use crate::host::{cast, column_sums, note_host_run, register, values, Route, Saved};
 use crate::softmax_rows::exp_nonpositive;
 
@@ -214,50 +214,24 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
         let g = values::<I>(&upstream);
         assert_eq!(g.len(), rows * c, "the upstream gradient is [rows, C]");
         let device = &saved.device;
-        let work = rows > 0 && b > 0 && c > 0;
         if let Some(node) = node_ub {
             register::<I>(grads, node.id, column_sums(&g, c), vec![c], device);
         }
         if let Some(node) = node_uw {
-            let mut guw = vec![0.0f32; b * c];
-            if work {
-                // SAFETY: `guw` is `[b, C]`; `aᵀ` is `[b, rows]` over `a` (`[rows, b]`); `g`
-                // is `[rows, C]`.
-                unsafe {
-                    product(
-                        &mut guw,
-                        b,
-                        c,
-                        rows,
-                        View::transposed(&saved.a, b),
-                        View::rows(&g, c),
-                        false,
-                    )
-                };
-            }
+            // SAFETY: `aᵀ` is `[b, rows]` over `a` (`[rows, b]`); `g` is `[rows, C]`.
+            let guw = unsafe {
+                new_product(b, c, rows, View::transposed(&saved.a, b), View::rows(&g, c))
+            };
             register::<I>(grads, node.id, guw, vec![b, c], device);
         }
         if node_x.is_none() && node_dw.is_none() && node_db.is_none() {
             return;
         }
         // ∂p = (g·W_upᵀ) ⊙ GELU′(p).
-        let mut gp = vec![0.0f32; rows * b];
-        if work {
-            let uw = values::<I>(&saved.up_w);
-            // SAFETY: `gp` is `[rows, b]`; `g` is `[rows, C]`; `W_upᵀ` is `[C, b]` over `uw`
-            // (`[b, C]`).
-            unsafe {
-                product(
-                    &mut gp,
-                    rows,
-                    b,
-                    c,
-                    View::rows(&g, c),
-                    View::transposed(&uw, c),
-                    false,
-                )
-            };
-        }
+        let uw = values::<I>(&saved.up_w);
+        // SAFETY: `g` is `[rows, C]`; `W_upᵀ` is `[C, b]` over `uw` (`[b, C]`).
+        let mut gp =
+            unsafe { new_product(rows, b, c, View::rows(&g, c), View::transposed(&uw, c)) };
         drop(g);
         gp.par_chunks_mut(TASK)
             .zip(saved.p.par_chunks(TASK))
@@ -271,42 +245,16 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
         }
         if let Some(node) = node_dw {
             let x = values::<I>(saved.x.as_ref().expect("x kept when W_down trains"));
-            let mut gdw = vec![0.0f32; c * b];
-            if work {
-                // SAFETY: `gdw` is `[C, b]`; `xᵀ` is `[C, rows]` over `x` (`[rows, C]`); `gp`
-                // is `[rows, b]`.
-                unsafe {
-                    product(
-                        &mut gdw,
-                        c,
-                        b,
-                        rows,
-                        View::transposed(&x, c),
-                        View::rows(&gp, b),
-                        false,
-                    )
-                };
-            }
+            // SAFETY: `xᵀ` is `[C, rows]` over `x` (`[rows, C]`); `gp` is `[rows, b]`.
+            let gdw =
+                unsafe { new_product(c, b, rows, View::transposed(&x, c), View::rows(&gp, b)) };
             register::<I>(grads, node.id, gdw, vec![c, b], device);
         }
         if let Some(node) = node_x {
             let dw = values::<I>(&saved.down_w);
-            let mut gx = vec![0.0f32; rows * c];
-            if work {
-                // SAFETY: `gx` is `[rows, C]`; `gp` is `[rows, b]`; `W_downᵀ` is `[b, C]` over
-                // `dw` (`[C, b]`).
-                unsafe {
-                    product(
-                        &mut gx,
-                        rows,
-                        c,
-                        b,
-                        View::rows(&gp, b),
-                        View::transposed(&dw, b),
-                        false,
-                    )
-                };
-            }
+            // SAFETY: `gp` is `[rows, b]`; `W_downᵀ` is `[b, C]` over `dw` (`[C, b]`).
+            let gx =
+                unsafe { new_product(rows, c, b, View::rows(&gp, b), View::transposed(&dw, b)) };
             register::<I>(grads, node.id, gx, vec![rows, c], device);
         }
     }

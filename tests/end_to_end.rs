@@ -7,7 +7,7 @@ use peterrec::data::batch::SeqObjective;
 use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig};
 use peterrec::data::task::demo::{peterrec_demo, DemoTaskConfig};
-use peterrec::model::paths::collect_params;
+use peterrec::model::io::paths::collect_params;
 use peterrec::model::{
     FineTuneConfig, FineTuneModel, HeadKind, Insertion, NextItNetConfig, Strategy,
 };

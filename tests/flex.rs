@@ -16,7 +16,7 @@ use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig, SyntheticData};
 use peterrec::data::NUM_RESERVED;
 use peterrec::model::norm_relu::layer_norm_relu;
-use peterrec::model::paths::{collect_params, NamedTensor};
+use peterrec::model::io::paths::{collect_params, NamedTensor};
 use peterrec::model::{DilatedConv1dConfig, NegativeDistribution, NegativeSampler};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{
@@ -246,8 +246,8 @@ fn flex_convolution_matches_padded_taps() {
 
 #[test]
 fn flex_patch_matches_its_tensor_composition() {
-    use peterrec::model::conv::linear_rows;
-    use peterrec::model::patch::gelu_tanh;
+    use peterrec::model::nn::conv::linear_rows;
+    use peterrec::model::nn::patch::gelu_tanh;
     use peterrec::model::{ModelPatchConfig, PatchInit};
     let device = Default::default();
     let patch = ModelPatchConfig::new(24)

@@ -16,11 +16,11 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
-use peterrec::model::interchange::{
+use peterrec::model::io::interchange::{
     export_backbone, export_pretrained, export_task, import_backbone, import_pretrained,
     import_task, PortFile,
 };
-use peterrec::model::paths::{collect_params, replace_params, NamedTensor};
+use peterrec::model::io::paths::{collect_params, replace_params, NamedTensor};
 use peterrec::model::{
     FineTuneConfig, HeadKind, Insertion, ModelError, ModelPatchConfig, NextItNetConfig, PatchInit,
     Strategy,

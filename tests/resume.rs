@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use peterrec::data::batch::SeqObjective;
 use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig, SyntheticData};
-use peterrec::model::paths::{collect_params, NamedTensor};
+use peterrec::model::io::paths::{collect_params, NamedTensor};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{
     finetune, pretrain, CpuAutodiff, EpochRecord, FineTuneLoss, FineTuneTrainConfig, LrSchedule,

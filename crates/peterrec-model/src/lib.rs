@@ -36,32 +36,29 @@
 
 pub mod adam;
 pub mod backbone;
-pub mod block;
-pub mod conv;
 mod conv_host;
 pub mod error;
 pub mod finetune;
 pub mod fused;
 mod fused_host;
-pub mod hash;
-pub mod head;
 mod host;
-pub mod init;
-pub mod interchange;
-pub mod lm;
-pub mod loss;
+pub mod io;
+pub mod nn;
 pub mod norm_relu;
 pub mod params;
-pub mod patch;
 mod patch_host;
-pub mod paths;
-pub mod persist;
-pub mod positions;
+pub mod pretrain;
 pub mod rank;
 pub mod sampled;
 mod sampled_host;
 pub mod softmax_rows;
 pub mod stream;
+
+// Short crate-internal paths to the modules that moved into folders.
+pub(crate) use backbone::positions;
+pub(crate) use io::{hash, interchange, paths, persist};
+pub(crate) use nn::{block, conv, head, init, patch};
+pub(crate) use pretrain::{lm, loss};
 
 pub use adam::{FusedAdam, FusedAdamConfig};
 pub use backbone::{NextItNet, NextItNetConfig, MAX_CONV_PADDING};

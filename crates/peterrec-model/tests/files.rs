@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::backend::NdArray;
-use peterrec_model::paths::{collect_params, NamedTensor};
-use peterrec_model::persist::{load_backbone, load_pretrained, save_backbone, save_pretrained};
+use peterrec_model::io::paths::{collect_params, NamedTensor};
+use peterrec_model::io::persist::{load_backbone, load_pretrained, save_backbone, save_pretrained};
 use peterrec_model::{
     FineTuneConfig, FineTuneModel, HeadKind, Insertion, ModelError, NextItNet, NextItNetConfig,
     Strategy as Tuning,

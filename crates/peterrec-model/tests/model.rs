@@ -4,8 +4,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use peterrec_model::paths::collect_params;
-use peterrec_model::persist::{load_backbone, load_pretrained, save_backbone, save_pretrained};
+use peterrec_model::io::paths::collect_params;
+use peterrec_model::io::persist::{load_backbone, load_pretrained, save_backbone, save_pretrained};
 use peterrec_model::{
     FineTuneConfig, FineTuneModel, HeadKind, Insertion, ModelError, NegativeDistribution,
     NegativeSampler, NextItNetConfig, ParamGroup, ParamReport, PatchInit, Strategy,
@@ -91,8 +91,8 @@ fn three_steps(
     head: HeadKind,
 ) -> (
     FineTuneModel<AB>,
-    Vec<peterrec_model::paths::NamedTensor>,
-    Vec<peterrec_model::paths::NamedTensor>,
+    Vec<peterrec_model::io::paths::NamedTensor>,
+    Vec<peterrec_model::io::paths::NamedTensor>,
 ) {
     let mut model = finetune_model(strategy, head);
     let before = collect_params(&model, |_| true);

@@ -32,7 +32,7 @@ use crate::log::{EarlyStopping, MetricsLog, Mode};
 use crate::progress::{EpochProgress, EpochStats};
 use crate::resume::{load_last, save_epoch, LoopState};
 use crate::schedule::LrSchedule;
-use peterrec_model::paths::set_trainable;
+use peterrec_model::io::paths::set_trainable;
 
 /// Optimizer and schedule settings shared by both loops.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,7 +11,7 @@
 //! rows of all such requests, and runs only its own blocks and head on top. A PeterRec task
 //! changes every block (patches, LayerNorms), and FineAll and Scratch change everything, so
 //! their requests run through their own model, one pass per task. Every pass computes only the
-//! positions that `[CLS]` depends on ([`peterrec_model::positions`]), shared blocks included.
+//! positions that `[CLS]` depends on ([`peterrec_model::backbone::positions`]), shared blocks included.
 //!
 //! Inputs are built exactly as in fine-tuning and evaluation: the most recent `max_len` items,
 //! left-padded with PAD, then `[CLS]` (centred backbones: `[CLS]` at both ends).
@@ -39,7 +39,7 @@ use std::path::Path;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use peterrec_data::vocab::CLS;
 use peterrec_model::finetune::cls_positions;
-use peterrec_model::persist::load_backbone;
+use peterrec_model::io::persist::load_backbone;
 use peterrec_model::{content_hash, FineTuneModel, HeadKind, NextItNet, NextItNetConfig, Strategy};
 
 use crate::error::{Result, TrainError};

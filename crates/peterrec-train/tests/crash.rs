@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use burn::backend::NdArray;
 use peterrec_data::Vocab;
-use peterrec_model::persist::{content_hash, load_backbone, save_backbone};
+use peterrec_model::io::persist::{content_hash, load_backbone, save_backbone};
 use peterrec_model::NextItNetConfig;
 use peterrec_train::checkpoint::{CheckpointDir, TEMP_PREFIX};
 use rand::{Rng, SeedableRng};

@@ -11,6 +11,8 @@ use crate::init::tn_param;
 use crate::patch::ModelPatchConfig;
 use crate::positions::{index_tensor, PositionPlan};
 
+pub mod positions;
+
 /// Largest padding `(k−1)·2d` that a configuration may give a convolution: about a million
 /// positions, far beyond any real sequence, so that a (checksummed but hostile) backbone file
 /// with a huge dilation is an error when it is loaded, not an allocation in its first forward

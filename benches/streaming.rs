@@ -36,7 +36,7 @@ fn streaming(c: &mut Criterion) {
             HeadKind::Classifier { outputs: 2 },
         )
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.02 })
-        .init(config.init::<Cpu>(&device), &config, &device)
+        .init(config.init::<Cpu>(&device), &device)
         .expect("a valid model");
         let items: Vec<i64> = (0..HISTORY as i64).map(|i| 4 + (i * 37) % 9_000).collect();
         let stream = StreamModel::from_task(&model).expect("a causal model");

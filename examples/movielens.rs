@@ -425,7 +425,7 @@ fn pretrain_lm<B: AutodiffBackend>(
         },
         windows: args.windows,
     };
-    let (lm, report) = pretrain(lm, config, &split.train, &split.valid, &cfg, device)?;
+    let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, device)?;
     for r in &report.history {
         println!(
             "  epoch {:>3}: loss {:.4}, valid NDCG@10 {:.4}, {:.0} seq/s, {:.1}s elapsed{}",
@@ -456,7 +456,8 @@ fn pretrain_backbone<B: AutodiffBackend>(
         .map(|d| d.join(format!("{name}.safetensors")));
     let (lm, config, report) = match cached.as_ref().filter(|p| p.is_file()) {
         Some(path) => {
-            let (lm, config) = load_pretrained::<B>(path, device)?;
+            let lm = load_pretrained::<B>(path, device)?;
+            let config = lm.backbone.config().clone();
             if config.num_tokens != vocab.len() {
                 return Err(format!(
                     "{}: {} tokens, but the {name} vocabulary has {}",
@@ -482,7 +483,7 @@ fn pretrain_backbone<B: AutodiffBackend>(
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                save_pretrained(&lm.valid(), &config, path)?;
+                save_pretrained(&lm.valid(), path)?;
                 println!("  saved to {}", path.display());
             }
             (lm, config, Some(report))
@@ -572,7 +573,7 @@ struct RunResult {
 #[allow(clippy::too_many_arguments)]
 fn run_strategy<B: AutodiffBackend>(
     lm: &NextItNetLM<B>,
-    config: &NextItNetConfig,
+    _config: &NextItNetConfig,
     task: &Task,
     strategy: Strategy,
     loss: FineTuneLoss,
@@ -590,11 +591,9 @@ fn run_strategy<B: AutodiffBackend>(
             outputs: num_targets,
         },
     };
-    let model = FineTuneConfig::new(strategy, head).with_seed(seed).init(
-        lm.backbone.clone(),
-        config,
-        device,
-    )?;
+    let model = FineTuneConfig::new(strategy, head)
+        .with_seed(seed)
+        .init(lm.backbone.clone(), device)?;
     let params = ParamReport::of(&model);
     let cfg = FineTuneTrainConfig {
         train: TrainConfig {

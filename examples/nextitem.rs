@@ -284,7 +284,7 @@ fn run<B: AutodiffBackend>(
         },
         windows: args.windows,
     };
-    let (lm, report) = pretrain(lm, config, &split.train, &split.valid, &cfg, &device)?;
+    let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, &device)?;
     for r in &report.history {
         println!(
             "  epoch {:>3}: loss {:.4}, valid NDCG@10 {:.4}, {:.0} seq/s, {:.1}s elapsed{}",
@@ -299,7 +299,7 @@ fn run<B: AutodiffBackend>(
     let inner = lm.valid();
     let test = evaluate_next_item(&inner, &split.test, args.max_len, &ranking, &device);
     if let Some(path) = &args.save {
-        save_pretrained(&inner, config, path)?;
+        save_pretrained(&inner, path)?;
         println!("saved the kept model to {}", path.display());
     }
     Ok(Outcome {

@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for strategy in Strategy::all() {
         let backbone = config.init::<NdArray>(&device);
-        let model = FineTuneConfig::new(strategy, head).init(backbone, &config, &device)?;
+        let model = FineTuneConfig::new(strategy, head).init(backbone, &device)?;
         let r = ParamReport::of(&model);
         let per_group: Vec<String> = groups
             .iter()

@@ -155,7 +155,7 @@ fn run<B: AutodiffBackend>(
         },
         windows: false,
     };
-    let (lm, pre) = pretrain(lm, &config, &split.train, &split.valid, &cfg, &device)?;
+    let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device)?;
     let next = evaluate_next_item(
         &lm.valid(),
         &split.test,
@@ -185,7 +185,7 @@ fn run<B: AutodiffBackend>(
     };
     let model = FineTuneConfig::new(args.strategy, head)
         .with_seed(args.seed)
-        .init(lm.backbone.clone(), &config, &device)?;
+        .init(lm.backbone.clone(), &device)?;
     let params = ParamReport::of(&model);
     let cfg = FineTuneTrainConfig {
         train: train(args.finetune_epochs, args.finetune_lr),
@@ -240,7 +240,7 @@ fn run<B: AutodiffBackend>(
         let backbone = dir.join("backbone.safetensors");
         let task = dir.join("task.safetensors");
         let vocab = dir.join("vocab.json");
-        save_pretrained(&lm.valid(), &config, &backbone)?;
+        save_pretrained(&lm.valid(), &backbone)?;
         tuned.save_task(&task)?;
         bundle.vocab.save_json(&vocab)?;
         for (name, path) in [("backbone", &backbone), ("task", &task), ("vocab", &vocab)] {

@@ -69,14 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         windows: false,
     };
     let lm = config.init_lm::<CpuAutodiff>(&device)?;
-    let (lm, pre) = pretrain(
-        lm,
-        &config,
-        &split.train,
-        &split.valid,
-        &pretrain_cfg,
-        &device,
-    )?;
+    let (lm, pre) = pretrain(lm, &split.train, &split.valid, &pretrain_cfg, &device)?;
     println!(
         "pretrained {} epochs in {:.1}s: validation HR@10 {:.3}, NDCG@10 {:.3}",
         pre.epochs,
@@ -96,8 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         Strategy::FineCls,
     ] {
-        let model =
-            FineTuneConfig::new(strategy, head).init(lm.backbone.clone(), &config, &device)?;
+        let model = FineTuneConfig::new(strategy, head).init(lm.backbone.clone(), &device)?;
         let params = ParamReport::of(&model);
         let cfg = FineTuneTrainConfig {
             train: TrainConfig {

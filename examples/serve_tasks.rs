@@ -159,9 +159,10 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
     };
 
     // 1. The backbone: loaded, or pretrained on every user's sequence.
-    let (lm, config) = match &args.backbone {
+    let lm = match &args.backbone {
         Some(file) => {
-            let (lm, config) = load_pretrained::<CpuAutodiff>(file, &device)?;
+            let lm = load_pretrained::<CpuAutodiff>(file, &device)?;
+            let config = lm.backbone.config().clone();
             if config.num_tokens != vocab.len() {
                 return Err(format!(
                     "{}: {} tokens, but this data set's vocabulary has {}",
@@ -172,7 +173,7 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
                 .into());
             }
             println!("loaded the backbone from {}", file.display());
-            (lm, config)
+            lm
         }
         None => {
             let config = NextItNetConfig::new(vocab.len(), args.channels, args.dilations.clone())
@@ -189,18 +190,18 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
                 windows: false,
             };
             let lm = config.init_lm::<CpuAutodiff>(&device)?;
-            let (lm, report) = pretrain(lm, &config, &split.train, &split.valid, &cfg, &device)?;
+            let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, &device)?;
             println!(
                 "pretrained {} epochs in {:.0}s: validation NDCG@10 {:.4}",
                 report.epochs,
                 report.seconds,
                 report.valid.full.ndcg_at(10).unwrap_or(0.0)
             );
-            (lm, config)
+            lm
         }
     };
     let backbone = lm.backbone.valid();
-    save_backbone(&backbone, &config, dir.join("backbone.safetensors"))?;
+    save_backbone(&backbone, dir.join("backbone.safetensors"))?;
 
     // 2. Three tasks on it, each saved as a task file.
     let mut manifest = Manifest {
@@ -234,7 +235,7 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
                 outputs: task.num_outputs(),
             },
         )
-        .init(lm.backbone.clone(), &config, &device)?;
+        .init(lm.backbone.clone(), &device)?;
         let ft = FineTuneTrainConfig {
             train: train_cfg(args.finetune_epochs, 5e-3),
             loss: FineTuneLoss::Softmax,
@@ -355,7 +356,7 @@ fn memory_paper_shape(dir: &Path) -> Result<(), AnyError> {
     let device = Default::default();
     let config = paper_config();
     let backbone = config.try_init::<Cpu>(&device)?;
-    save_backbone(&backbone, &config, dir.join("backbone.safetensors"))?;
+    save_backbone(&backbone, dir.join("backbone.safetensors"))?;
     for i in 0..PAPER_TASKS {
         // Patches away from zero so that nothing about them is trivial.
         let task = FineTuneConfig::new(
@@ -366,7 +367,7 @@ fn memory_paper_shape(dir: &Path) -> Result<(), AnyError> {
         )
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.02 })
         .with_seed(i as u64 + 1)
-        .init(backbone.clone(), &config, &device)?;
+        .init(backbone.clone(), &device)?;
         task.save_task(dir.join(format!("task-{i}.safetensors")))?;
     }
     drop(backbone);

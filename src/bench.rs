@@ -201,7 +201,7 @@ impl<B: AutodiffBackend> FineTuneStep<B> {
                 outputs: shape.vocab,
             },
         )
-        .init(backbone, &config, device)
+        .init(backbone, device)
         .expect("valid benchmark shape");
         Self {
             model: Some(model),

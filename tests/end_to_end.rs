@@ -61,7 +61,6 @@ fn synthetic_pretrain_finetune_save_and_reload() {
     let lm = config.init_lm::<CpuAutodiff>(&device).unwrap();
     let (lm, pre) = pretrain(
         lm,
-        &config,
         &split.train,
         &split.valid,
         &pretrain_config(quiet(2, 5e-3)),
@@ -82,7 +81,7 @@ fn synthetic_pretrain_finetune_save_and_reload() {
         },
         HeadKind::Classifier { outputs: 2 },
     )
-    .init(lm.backbone.clone(), &config, &device)
+    .init(lm.backbone.clone(), &device)
     .unwrap();
     let cfg = FineTuneTrainConfig {
         train: quiet(2, 1e-2),
@@ -108,13 +107,9 @@ fn synthetic_pretrain_finetune_save_and_reload() {
     // Save the task alone, reload it onto the pretrained backbone, get the same test result.
     let dir = tmp("synthetic");
     tuned.save_task(dir.join("task.safetensors")).unwrap();
-    let reloaded = FineTuneModel::<Cpu>::load_task(
-        lm.backbone.valid(),
-        &config,
-        dir.join("task.safetensors"),
-        &device,
-    )
-    .unwrap();
+    let reloaded =
+        FineTuneModel::<Cpu>::load_task(lm.backbone.valid(), dir.join("task.safetensors"), &device)
+            .unwrap();
     let train_labels: Vec<usize> = task.train.iter().map(|e| e.label as usize).collect();
     let again = evaluate_task(
         &reloaded,
@@ -148,7 +143,6 @@ fn an_absurd_learning_rate_is_a_divergence_error_and_keeps_the_last_good_checkpo
     let lm = config.init_lm::<CpuAutodiff>(&device).unwrap();
     let (lm, _) = pretrain(
         lm,
-        &config,
         &split.train,
         &split.valid,
         &pretrain_config(train.clone()),
@@ -161,7 +155,6 @@ fn an_absurd_learning_rate_is_a_divergence_error_and_keeps_the_last_good_checkpo
     train.epochs = 5;
     let err = pretrain(
         lm,
-        &config,
         &split.train,
         &split.valid,
         &pretrain_config(train),
@@ -208,7 +201,6 @@ fn original_peterrec_demo_files_pretrain_and_fine_tune() {
     let lm = config.init_lm::<CpuAutodiff>(&device).unwrap();
     let (lm, _) = pretrain(
         lm,
-        &config,
         &split.train,
         &split.valid,
         &pretrain_config(quiet(1, 1e-3)),
@@ -223,7 +215,7 @@ fn original_peterrec_demo_files_pretrain_and_fine_tune() {
             outputs: bundle.task.num_outputs(),
         },
     )
-    .init(lm.backbone, &config, &device)
+    .init(lm.backbone, &device)
     .unwrap();
     let cfg = FineTuneTrainConfig {
         train: quiet(1, 1e-3),

@@ -15,8 +15,8 @@ use peterrec::data::batch::SeqObjective;
 use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig, SyntheticData};
 use peterrec::data::NUM_RESERVED;
-use peterrec::model::norm_relu::layer_norm_relu;
 use peterrec::model::io::paths::{collect_params, NamedTensor};
+use peterrec::model::norm_relu::layer_norm_relu;
 use peterrec::model::{DilatedConv1dConfig, NegativeDistribution, NegativeSampler};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{
@@ -67,7 +67,7 @@ impl BackendTask for Runs {
             windows: false,
         };
         let lm = config.init_lm::<B>(&device).unwrap();
-        let (lm, pre) = pretrain(lm, &config, &split.train, &split.valid, &cfg, &device).unwrap();
+        let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
         let task = d
             .classification_task(&SplitConfig::new(0.6, 0.2, 3))
             .unwrap();
@@ -77,7 +77,7 @@ impl BackendTask for Runs {
             },
             HeadKind::Classifier { outputs: 2 },
         )
-        .init(lm.backbone, &config, &device)
+        .init(lm.backbone, &device)
         .unwrap();
         let ft_cfg = FineTuneTrainConfig {
             train: train(2),
@@ -143,7 +143,7 @@ impl BackendTask for SampledRuns {
             windows: false,
         };
         let lm = config.init_lm::<B>(&device).unwrap();
-        let (lm, pre) = pretrain(lm, &config, &split.train, &split.valid, &cfg, &device).unwrap();
+        let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
         (pre.history, collect_params(&lm, |_| true))
     }
 }

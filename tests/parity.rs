@@ -114,7 +114,7 @@ fn fixtures_match_the_pytorch_port() {
         assert!(emb.values[..c].iter().any(|&v| v != 0.0));
 
         // Backbone (with the file's patches) and pretraining head.
-        let (lm, config) = import_pretrained::<B>(&path, &device).unwrap();
+        let lm = import_pretrained::<B>(&path, &device).unwrap();
         assert_eq!(lm.backbone.has_patches(), case.insertion.is_some());
         for block in &lm.backbone.blocks {
             let parallel = case.insertion == Some(Insertion::Parallel);
@@ -132,8 +132,8 @@ fn fixtures_match_the_pytorch_port() {
         let d_logits = max_abs_diff(&values(logits), &want_logits.values);
 
         // Task (patches, ln2, ft_head) onto the backbone; the user vector is the last position.
-        let (backbone, _) = import_backbone::<B>(&path, &device).unwrap();
-        let task = import_task(backbone, &config, &path, &device).unwrap();
+        let backbone = import_backbone::<B>(&path, &device).unwrap();
+        let task = import_task(backbone, &path, &device).unwrap();
         match case.insertion {
             Some(insertion) => assert_eq!(task.strategy(), Strategy::PeterRec { insertion }),
             None => assert_eq!(task.strategy(), Strategy::FineCls),
@@ -178,7 +178,7 @@ fn the_parallel_convention_is_what_makes_the_parallel_fixture_match() {
     let file = PortFile::read(&path).unwrap();
     let ids = input_ids(&file);
     let want = &expected(&file, "expected.hidden").values;
-    let (mut backbone, _) = import_backbone::<B>(&path, &device).unwrap();
+    let mut backbone = import_backbone::<B>(&path, &device).unwrap();
     assert!(max_abs_diff(&values(backbone.forward(ids.clone())), want) <= TOLERANCE);
     // Our own parallel convention (`conv(x) + delta(x)`) on the same weights is another network.
     for block in &mut backbone.blocks {
@@ -193,8 +193,8 @@ fn the_parallel_convention_is_what_makes_the_parallel_fixture_match() {
 fn a_task_is_refused_on_another_backbone() {
     let device = Default::default();
     // The plain fixture's backbone is not the one the serial fixture's task was trained on.
-    let (plain, config) = import_backbone::<B>(fixture("plain.safetensors"), &device).unwrap();
-    let err = import_task(plain, &config, fixture("serial_gelu.safetensors"), &device);
+    let plain = import_backbone::<B>(fixture("plain.safetensors"), &device).unwrap();
+    let err = import_task(plain, fixture("serial_gelu.safetensors"), &device);
     assert!(
         matches!(err, Err(ModelError::BackboneMismatch { .. })),
         "{err:?}"
@@ -276,8 +276,9 @@ fn export_then_import_is_bitwise_identity() {
         }
         let lm = perturb(lm, n as f32);
         let path = tmp(&format!("lm-{n}.safetensors"));
-        export_pretrained(&lm, &config, &path).unwrap();
-        let (back, back_config) = import_pretrained::<B>(&path, &device).unwrap();
+        export_pretrained(&lm, &path).unwrap();
+        let back = import_pretrained::<B>(&path, &device).unwrap();
+        let back_config = back.backbone.config().clone();
         assert_eq!(back_config.dilations, config.dilations);
         assert_same_params(&lm, &back);
         for (x, y) in lm.backbone.blocks.iter().zip(&back.backbone.blocks) {
@@ -294,8 +295,8 @@ fn export_then_import_is_bitwise_identity() {
 
         // The backbone alone.
         let path = tmp(&format!("backbone-{n}.safetensors"));
-        export_backbone(&lm.backbone, &config, &path).unwrap();
-        let (bb, _) = import_backbone::<B>(&path, &device).unwrap();
+        export_backbone(&lm.backbone, &path).unwrap();
+        let bb = import_backbone::<B>(&path, &device).unwrap();
         assert_same_params(&lm.backbone, &bb);
         let _ = std::fs::remove_file(&path);
 
@@ -310,7 +311,7 @@ fn export_then_import_is_bitwise_identity() {
         ] {
             let task = FineTuneConfig::new(Strategy::PeterRec { insertion }, head)
                 .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
-                .init(pretrained.clone(), &config, &device)
+                .init(pretrained.clone(), &device)
                 .unwrap();
             // Only what the task trains: the backbone stays the pretrained one.
             let trainable = task.trainable_names();
@@ -328,7 +329,7 @@ fn export_then_import_is_bitwise_identity() {
                 .floats
                 .keys()
                 .all(|k| k.contains(".mp") || k.contains(".ln2.") || k.starts_with("ft_head.")));
-            let back = import_task(pretrained.clone(), &config, &path, &device).unwrap();
+            let back = import_task(pretrained.clone(), &path, &device).unwrap();
             let _ = std::fs::remove_file(&path);
             assert_eq!(back.strategy(), task.strategy());
             assert_eq!(back.head.kind(), head);
@@ -348,14 +349,14 @@ fn our_export_of_a_fixture_model_has_the_port_names_shapes_and_values() {
     for case in &CASES {
         let path = fixture(case.file);
         let port = PortFile::read(&path).unwrap();
-        let (lm, config) = import_pretrained::<B>(&path, &device).unwrap();
-        let (backbone, _) = import_backbone::<B>(&path, &device).unwrap();
-        let task = import_task(backbone, &config, &path, &device).unwrap();
+        let lm = import_pretrained::<B>(&path, &device).unwrap();
+        let backbone = import_backbone::<B>(&path, &device).unwrap();
+        let task = import_task(backbone, &path, &device).unwrap();
         let (lm_path, task_path) = (
             tmp(&format!("re-{}", case.file)),
             tmp(&format!("re-task-{}", case.file)),
         );
-        export_pretrained(&lm, &config, &lm_path).unwrap();
+        export_pretrained(&lm, &lm_path).unwrap();
         export_task(&task, &task_path).unwrap();
         let mut ours = PortFile::read(&lm_path).unwrap();
         ours.floats

@@ -115,7 +115,6 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
     let init = || config.init_lm::<CpuAutodiff>(&device).unwrap();
     let (full, full_report) = pretrain(
         init(),
-        &config,
         &split.train,
         &split.valid,
         &cfg(train(4, None, split.train.len(), 3)),
@@ -126,7 +125,6 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
     let dir = tmp("pretrain");
     let (_, first) = pretrain(
         init(),
-        &config,
         &split.train,
         &split.valid,
         &cfg(train(2, Some(dir.clone()), split.train.len(), 3)),
@@ -137,7 +135,6 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
     // A fresh process would rebuild the model from its configuration: do the same.
     let (resumed, resumed_report) = pretrain(
         init(),
-        &config,
         &split.train,
         &split.valid,
         &cfg(train(4, Some(dir.clone()), split.train.len(), 3)),
@@ -175,7 +172,7 @@ fn fine_tuning_resumes_bitwise(loss: FineTuneLoss, name: &str) {
             },
             HeadKind::Classifier { outputs: 2 },
         )
-        .init(config.init::<CpuAutodiff>(&device), &config, &device)
+        .init(config.init::<CpuAutodiff>(&device), &device)
         .unwrap()
     };
     let rows = task.train.len();

@@ -28,7 +28,7 @@
 //!     Strategy::PeterRec { insertion: Insertion::Serial },
 //!     HeadKind::Classifier { outputs: 2 },
 //! )
-//! .init(backbone, &config, &device)
+//! .init(backbone, &device)
 //! .unwrap();
 //! let report = ParamReport::of(&task);
 //! assert!(report.trainable * 10 < report.total);

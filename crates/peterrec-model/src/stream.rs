@@ -27,7 +27,7 @@
 //! let device = Default::default();
 //! let config = NextItNetConfig::new(100, 16, vec![1, 2]);
 //! let backbone = config.init::<NdArray>(&device);
-//! let model = StreamModel::from_backbone(&backbone, &config).unwrap();
+//! let model = StreamModel::from_backbone(&backbone).unwrap();
 //! let mut state = model.state();
 //! for item in [5, 7, 9] {
 //!     model.push(&mut state, item).unwrap();
@@ -42,7 +42,7 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::backbone::{NextItNet, NextItNetConfig};
+use crate::backbone::NextItNet;
 use crate::block::ResidualBlock;
 use crate::conv::DilatedConv1d;
 use crate::error::{ModelError, Result as ModelResult};
@@ -302,13 +302,11 @@ impl StreamState {
 }
 
 impl StreamModel {
-    /// A host copy of `backbone` (built from `config`, which gives the LayerNorm epsilon).
-    /// Fails for a centred (non-causal) backbone, or one that does not match `config`.
-    pub fn from_backbone<B: Backend>(
-        backbone: &NextItNet<B>,
-        config: &NextItNetConfig,
-    ) -> ModelResult<Self> {
-        if !backbone.causal {
+    /// A host copy of `backbone` (its configuration gives the LayerNorm epsilon).
+    /// Fails for a centred (non-causal) backbone.
+    pub fn from_backbone<B: Backend>(backbone: &NextItNet<B>) -> ModelResult<Self> {
+        let config = backbone.config();
+        if !backbone.causal() {
             return Err(ModelError::InvalidConfig(
                 "streaming inference needs a causal backbone: a centred one looks at later items"
                     .into(),
@@ -331,7 +329,7 @@ impl StreamModel {
 
     /// A host copy of a fine-tuned model: its (patched) backbone and its task head.
     pub fn from_task<B: Backend>(model: &FineTuneModel<B>) -> ModelResult<Self> {
-        let mut m = Self::from_backbone(&model.backbone, &model.meta.backbone)?;
+        let mut m = Self::from_backbone(&model.backbone)?;
         m.head = Some(match &model.head {
             TaskHead::Classifier(l) => HostHead::Classifier(HostLinear::of(l)?),
             TaskHead::TargetItems(t) => HostHead::TargetItems(host(&t.weight)?),

@@ -66,7 +66,7 @@ fn task_model() -> FineTuneModel<B> {
         HeadKind::Classifier { outputs: 3 },
     )
     .with_seed(9)
-    .init(backbone(), &config(), &Default::default())
+    .init(backbone(), &Default::default())
     .unwrap()
 }
 
@@ -96,8 +96,8 @@ fn check_backbone(
     let path = dir.path("damaged.safetensors");
     std::fs::write(&path, bytes).unwrap();
     match load_backbone::<B>(&path, &Default::default()) {
-        Ok((b, cfg)) => {
-            prop_assert_eq!(cfg, config());
+        Ok(b) => {
+            prop_assert_eq!(b.config(), &config());
             prop_assert_eq!(
                 sorted(collect_params(&b, |_| true)),
                 sorted(collect_params(original, |_| true)),
@@ -118,7 +118,7 @@ fn check_task(
 ) -> Result<Option<ModelError>, TestCaseError> {
     let path = dir.path("damaged-task.safetensors");
     std::fs::write(&path, bytes).unwrap();
-    match FineTuneModel::load_task(backbone(), &config(), &path, &Default::default()) {
+    match FineTuneModel::load_task(backbone(), &path, &Default::default()) {
         Ok(m) => {
             prop_assert_eq!(
                 trained(&m),
@@ -143,11 +143,8 @@ fn saved_bytes(name: &str, save: impl FnOnce(&Path)) -> Vec<u8> {
 /// The backbone (rebuilt, it is seeded) and its saved file.
 fn saved_backbone() -> (NextItNet<B>, Vec<u8>) {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    let bytes = BYTES.get_or_init(|| {
-        saved_bytes("saved-bb", |p| {
-            save_backbone(&backbone(), &config(), p).unwrap()
-        })
-    });
+    let bytes =
+        BYTES.get_or_init(|| saved_bytes("saved-bb", |p| save_backbone(&backbone(), p).unwrap()));
     (backbone(), bytes.clone())
 }
 
@@ -166,7 +163,7 @@ fn every_truncation_of_a_task_file_is_a_typed_error() {
     let path = dir.path("cut.safetensors");
     for len in 0..bytes.len() {
         std::fs::write(&path, &bytes[..len]).unwrap();
-        match FineTuneModel::load_task(backbone(), &config(), &path, &Default::default()) {
+        match FineTuneModel::load_task(backbone(), &path, &Default::default()) {
             Err(ModelError::Format { kind: "task", .. }) => {}
             Err(e) => panic!("{len} bytes: {e:?}"),
             Ok(_) => panic!("{len} of {} bytes loaded", bytes.len()),
@@ -219,7 +216,7 @@ fn a_damaged_pretrained_file_is_a_typed_error() {
     let device = Default::default();
     let lm = config().init_lm::<B>(&device).unwrap();
     let path = dir.path("lm.safetensors");
-    save_pretrained(&lm, &config(), &path).unwrap();
+    save_pretrained(&lm, &path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     // The last bytes are tensor data (whichever tensor comes last); flip the last one.
     let mut damaged = bytes.clone();
@@ -246,7 +243,7 @@ fn an_absurd_bottleneck_ratio_is_a_typed_error_at_construction() {
             HeadKind::Classifier { outputs: 2 },
         )
         .with_bottleneck_ratio(ratio)
-        .init(backbone(), &config(), &Default::default())
+        .init(backbone(), &Default::default())
         .map(|_| ())
         .unwrap_err();
         assert!(

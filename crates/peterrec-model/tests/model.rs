@@ -81,7 +81,7 @@ fn finetune_model(strategy: Strategy, head: HeadKind) -> FineTuneModel<AB> {
     let cfg = config();
     let backbone = cfg.init::<AB>(&device);
     FineTuneConfig::new(strategy, head)
-        .init(backbone, &cfg, &device)
+        .init(backbone, &device)
         .unwrap()
 }
 
@@ -264,15 +264,16 @@ fn backbone_pretrained_and_task_files_round_trip_bitwise() {
     let device = Default::default();
     let cfg = config();
     let lm = cfg.init_lm::<B>(&device).unwrap();
-    save_pretrained(&lm, &cfg, dir.join("lm.safetensors")).unwrap();
-    let (lm2, cfg2) = load_pretrained::<B>(dir.join("lm.safetensors"), &device).unwrap();
+    save_pretrained(&lm, dir.join("lm.safetensors")).unwrap();
+    let lm2 = load_pretrained::<B>(dir.join("lm.safetensors"), &device).unwrap();
+    let cfg2 = lm2.backbone.config().clone();
     assert_eq!(cfg2, cfg);
     assert_eq!(
         collect_params(&lm, |_| true),
         collect_params(&lm2, |_| true)
     );
-    save_backbone(&lm.backbone, &cfg, dir.join("bb.safetensors")).unwrap();
-    let (bb, _) = load_backbone::<B>(dir.join("bb.safetensors"), &device).unwrap();
+    save_backbone(&lm.backbone, dir.join("bb.safetensors")).unwrap();
+    let bb = load_backbone::<B>(dir.join("bb.safetensors"), &device).unwrap();
     assert_eq!(
         collect_params(&lm.backbone, |_| true),
         collect_params(&bb, |_| true)
@@ -289,7 +290,7 @@ fn backbone_pretrained_and_task_files_round_trip_bitwise() {
     trained.save_task(dir.join("task.safetensors")).unwrap();
     let pretrained = config().init::<B>(&device);
     let loaded =
-        FineTuneModel::load_task(pretrained, &cfg, dir.join("task.safetensors"), &device).unwrap();
+        FineTuneModel::load_task(pretrained, dir.join("task.safetensors"), &device).unwrap();
     assert_eq!(
         collect_params(&trained, |_| true),
         collect_params(&loaded, |_| true)
@@ -313,25 +314,25 @@ fn a_task_loaded_onto_another_backbone_is_a_typed_error() {
     let device = Default::default();
     let cfg = config();
     let model = FineTuneConfig::new(Strategy::FineCls, HeadKind::Classifier { outputs: 3 })
-        .init(cfg.init::<B>(&device), &cfg, &device)
+        .init(cfg.init::<B>(&device), &device)
         .unwrap();
     let path = dir.join("task.safetensors");
     model.save_task(&path).unwrap();
     // Same configuration, other weights.
     let other_cfg = cfg.clone().with_seed(12);
     let other = other_cfg.init::<B>(&device);
-    match FineTuneModel::load_task(other, &cfg, &path, &device) {
+    match FineTuneModel::load_task(other, &path, &device) {
         Err(ModelError::BackboneMismatch { what, .. }) => assert_eq!(what, "content hash"),
         r => panic!("expected a backbone mismatch, got {:?}", r.map(|_| ())),
     }
     // Another configuration.
     let wide = NextItNetConfig::new(30, 12, vec![1, 2, 1]).with_seed(11);
-    match FineTuneModel::load_task(wide.init::<B>(&device), &wide, &path, &device) {
+    match FineTuneModel::load_task(wide.init::<B>(&device), &path, &device) {
         Err(ModelError::BackboneMismatch { what, .. }) => assert_eq!(what, "config"),
         r => panic!("expected a backbone mismatch, got {:?}", r.map(|_| ())),
     }
     // The right backbone loads.
-    assert!(FineTuneModel::load_task(cfg.init::<B>(&device), &cfg, &path, &device).is_ok());
+    assert!(FineTuneModel::load_task(cfg.init::<B>(&device), &path, &device).is_ok());
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -341,7 +342,7 @@ fn corrupt_files_are_typed_errors() {
     let device = Default::default();
     let cfg = config();
     let path = dir.join("bb.safetensors");
-    save_backbone(&cfg.init::<B>(&device), &cfg, &path).unwrap();
+    save_backbone(&cfg.init::<B>(&device), &path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     // A flipped byte in the tensor data.
     let mut flipped = bytes.clone();
@@ -373,14 +374,14 @@ fn paper_shape_task_file_is_under_five_percent_of_the_backbone_file() {
     let device = Default::default();
     let cfg = NextItNetConfig::new(50_000, 256, vec![1, 4, 1, 4, 1, 4, 1, 4]);
     let backbone = cfg.init::<B>(&device);
-    save_backbone(&backbone, &cfg, dir.join("bb.safetensors")).unwrap();
+    save_backbone(&backbone, dir.join("bb.safetensors")).unwrap();
     let model = FineTuneConfig::new(
         Strategy::PeterRec {
             insertion: Insertion::Serial,
         },
         HeadKind::Classifier { outputs: 2 },
     )
-    .init(backbone, &cfg, &device)
+    .init(backbone, &device)
     .unwrap();
     model.save_task(dir.join("task.safetensors")).unwrap();
     let bb = std::fs::metadata(dir.join("bb.safetensors")).unwrap().len();
@@ -414,7 +415,7 @@ fn task_files_keep_the_port_parallel_convention() {
         HeadKind::Classifier { outputs: 2 },
     )
     .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
-    .init(cfg.init::<B>(&device), &cfg, &device)
+    .init(cfg.init::<B>(&device), &device)
     .unwrap();
     let plain = values(model.forward(tokens(&batch())));
     for block in &mut model.backbone.blocks {
@@ -424,7 +425,7 @@ fn task_files_keep_the_port_parallel_convention() {
     assert_ne!(plain, port);
     let path = dir.join("task.safetensors");
     model.save_task(&path).unwrap();
-    let loaded = FineTuneModel::load_task(cfg.init::<B>(&device), &cfg, &path, &device).unwrap();
+    let loaded = FineTuneModel::load_task(cfg.init::<B>(&device), &path, &device).unwrap();
     assert!(loaded.backbone.blocks.iter().all(|b| b.parallel_adds_input));
     assert_eq!(values(loaded.forward(tokens(&batch()))), port);
     std::fs::remove_dir_all(dir).ok();

@@ -186,7 +186,7 @@ fn user_vectors_equal_pooling_the_full_pass() {
             HeadKind::Classifier { outputs: 3 },
         )
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.5 })
-        .init(config.init::<AB>(&device), &config, &device)
+        .init(config.init::<AB>(&device), &device)
         .unwrap();
         for length in [1, 2, LENGTH] {
             let t = tokens().narrow(1, LENGTH - length, length);

@@ -65,7 +65,7 @@ fn model_with(strategy: Strategy, head: HeadKind) -> FineTuneModel<B> {
     let cfg = config();
     FineTuneConfig::new(strategy, head)
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
-        .init(cfg.init::<B>(&device), &cfg, &device)
+        .init(cfg.init::<B>(&device), &device)
         .unwrap()
 }
 
@@ -165,22 +165,16 @@ fn bad_streaming_inputs_are_typed_errors() {
     let device = Default::default();
     let centred = config().with_causal(false);
     assert!(matches!(
-        StreamModel::from_backbone(&centred.init::<B>(&device), &centred),
+        StreamModel::from_backbone(&centred.init::<B>(&device)),
         Err(ModelError::InvalidConfig(_))
     ));
     let cfg = config();
     let backbone = cfg.init::<B>(&device);
     assert!(matches!(
-        StreamModel::from_backbone(
-            &backbone,
-            &NextItNetConfig {
-                channels: 9,
-                ..cfg.clone()
-            }
-        ),
+        StreamModel::from_backbone(&backbone),
         Err(ModelError::InvalidConfig(_))
     ));
-    let stream = StreamModel::from_backbone(&backbone, &cfg).unwrap();
+    let stream = StreamModel::from_backbone(&backbone).unwrap();
     let mut state = stream.state();
     stream.push(&mut state, 7).unwrap();
     let before = state.clone();
@@ -197,7 +191,7 @@ fn bad_streaming_inputs_are_typed_errors() {
     ));
     // A state of another model.
     let other_cfg = NextItNetConfig::new(60, 8, vec![1]);
-    let other = StreamModel::from_backbone(&other_cfg.init::<B>(&device), &other_cfg).unwrap();
+    let other = StreamModel::from_backbone(&other_cfg.init::<B>(&device)).unwrap();
     assert!(matches!(
         other.peek(&state, 5),
         Err(ModelError::InvalidConfig(_))
@@ -211,7 +205,7 @@ fn a_kernel_of_one_streams_without_caches() {
         .with_kernel_size(1)
         .with_init_std(0.3);
     let backbone = cfg.init::<B>(&device);
-    let stream = StreamModel::from_backbone(&backbone, &cfg).unwrap();
+    let stream = StreamModel::from_backbone(&backbone).unwrap();
     let mut state = stream.state();
     let items = [5i64, 6, 7, 8];
     for &i in &items {

@@ -230,7 +230,7 @@ pub fn evaluate_task<B: Backend>(
     opts: &RankingOptions,
     device: &B::Device,
 ) -> TaskEvaluation {
-    let causal = model.backbone.causal;
+    let causal = model.backbone.causal();
     match model.head.kind() {
         HeadKind::Classifier { .. } => {
             let mut pred = Vec::with_capacity(examples.len());

@@ -380,7 +380,6 @@ fn training_windows(train: &[UserSequence], max_len: usize, windows: bool) -> Ve
 /// every epoch. Returns the best model (by validation NDCG@10) and the report.
 pub fn pretrain<B: AutodiffBackend>(
     model: NextItNetLM<B>,
-    config: &NextItNetConfig,
     train: &[UserSequence],
     valid: &[NextItemExample],
     cfg: &PretrainConfig,
@@ -388,14 +387,8 @@ pub fn pretrain<B: AutodiffBackend>(
 ) -> Result<(NextItNetLM<B>, PretrainReport)> {
     cfg.train.validate()?;
     let t = &cfg.train;
+    let config = &model.backbone.config().clone();
     config.validate()?;
-    if model.backbone.num_tokens() != config.num_tokens {
-        return Err(TrainError::Config(format!(
-            "the model has {} token embeddings but its configuration says {}",
-            model.backbone.num_tokens(),
-            config.num_tokens
-        )));
-    }
     check_lengths_and_warn(t.max_len, config)?;
     check_tokens(
         train
@@ -462,7 +455,7 @@ pub fn pretrain<B: AutodiffBackend>(
             ("ndcg@10", metric),
             extra,
             |inner| match &t.checkpoint {
-                Some(path) => peterrec_model::save_pretrained(inner, config, path)
+                Some(path) => peterrec_model::save_pretrained(inner, path)
                     .map_err(|e| TrainError::checkpoint(path, e.to_string())),
                 None => Ok(()),
             },
@@ -590,7 +583,7 @@ pub fn finetune<B: AutodiffBackend>(
             .map(|e| (e.user.as_str(), e.seq.as_slice())),
         model.backbone.num_tokens(),
     )?;
-    let causal = model.backbone.causal;
+    let causal = model.backbone.causal();
     let train_labels: Vec<usize> = task.train.iter().map(|e| e.label as usize).collect();
     let (mut model, mut run) = Run::<B, FineTuneModel<B>, _, TaskEvaluation>::start(
         t,

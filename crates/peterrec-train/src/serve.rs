@@ -25,9 +25,9 @@
 //! let config = NextItNetConfig::new(50, 8, vec![1, 2]);
 //! let backbone = config.init::<NdArray>(&device);
 //! let gender = FineTuneConfig::new(Strategy::FineCls, HeadKind::Classifier { outputs: 2 })
-//!     .init(backbone.clone(), &config, &device)
+//!     .init(backbone.clone(), &device)
 //!     .unwrap();
-//! let mut server = TaskServer::new(backbone, config, 20, device).unwrap();
+//! let mut server = TaskServer::new(backbone, 20, device).unwrap();
 //! server.add_task("gender", gender).unwrap();
 //! let probabilities = server.classify(&[7, 9, 11], "gender").unwrap();
 //! assert_eq!(probabilities.len(), 2);
@@ -105,14 +105,10 @@ pub struct TaskServer<B: Backend> {
 }
 
 impl<B: Backend> TaskServer<B> {
-    /// A server for `backbone` (built from `config`), reading the last `max_len` items of each
-    /// history (use the fine-tuning runs' `max_len`).
-    pub fn new(
-        backbone: NextItNet<B>,
-        config: NextItNetConfig,
-        max_len: usize,
-        device: B::Device,
-    ) -> Result<Self> {
+    /// A server for `backbone`, reading the last `max_len` items of each history (use the
+    /// fine-tuning runs' `max_len`).
+    pub fn new(backbone: NextItNet<B>, max_len: usize, device: B::Device) -> Result<Self> {
+        let config = backbone.config().clone();
         config.validate()?;
         if max_len == 0 {
             return Err(TrainError::Config("max_len must be positive".into()));
@@ -133,8 +129,8 @@ impl<B: Backend> TaskServer<B> {
     /// A server for the backbone file at `path` (written by
     /// [`peterrec_model::save_backbone`]).
     pub fn open(path: impl AsRef<Path>, max_len: usize, device: B::Device) -> Result<Self> {
-        let (backbone, config) = load_backbone::<B>(path.as_ref(), &device)?;
-        Self::new(backbone, config, max_len, device)
+        let backbone = load_backbone::<B>(path.as_ref(), &device)?;
+        Self::new(backbone, max_len, device)
     }
 
     /// The backbone's configuration.
@@ -166,8 +162,7 @@ impl<B: Backend> TaskServer<B> {
     /// replacing a task of that name. A task trained on another backbone is
     /// [`peterrec_model::ModelError::BackboneMismatch`].
     pub fn load_task(&mut self, name: impl Into<String>, path: impl AsRef<Path>) -> Result<()> {
-        let model =
-            FineTuneModel::load_task(self.backbone.clone(), &self.config, path, &self.device)?;
+        let model = FineTuneModel::load_task(self.backbone.clone(), path, &self.device)?;
         self.insert(name.into(), model);
         Ok(())
     }
@@ -262,7 +257,7 @@ impl<B: Backend> TaskServer<B> {
             let length = tokens.dims()[1];
             let plan = self
                 .backbone
-                .plan(length, &cls_positions(self.backbone.causal, length));
+                .plan(length, &cls_positions(self.backbone.causal(), length));
             let mut x = self.backbone.embed_planned(tokens, &plan);
             let mut at_depth = BTreeMap::new();
             for (i, block) in self.backbone.blocks[..deepest].iter().enumerate() {
@@ -351,7 +346,7 @@ impl<B: Backend> TaskServer<B> {
             .iter()
             .map(|&i| {
                 let row = left_padded(&requests[i].history, self.max_len, &[CLS]);
-                if self.backbone.causal {
+                if self.backbone.causal() {
                     row
                 } else {
                     std::iter::once(CLS as i64).chain(row).collect()

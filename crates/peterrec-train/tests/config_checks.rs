@@ -65,27 +65,13 @@ fn pretraining_rejects_a_short_max_len_and_a_vocabulary_that_does_not_match() {
     let config = NextItNetConfig::new(20, 4, vec![1, 4]);
     let split = leave_one_out(&sequences(20));
     let lm = config.init_lm::<CpuAutodiff>(&device).unwrap();
-    let r = pretrain(
-        lm,
-        &config,
-        &split.train,
-        &split.valid,
-        &pretrain_cfg(8),
-        &device,
-    );
+    let r = pretrain(lm, &split.train, &split.valid, &pretrain_cfg(8), &device);
     assert!(matches!(r, Err(TrainError::Config(_))), "{:?}", r.err());
 
     // Sequences indexed by a 40-token vocabulary, backbone of 20 tokens.
     let split = leave_one_out(&sequences(40));
     let lm = config.init_lm::<CpuAutodiff>(&device).unwrap();
-    match pretrain(
-        lm,
-        &config,
-        &split.train,
-        &split.valid,
-        &pretrain_cfg(16),
-        &device,
-    ) {
+    match pretrain(lm, &split.train, &split.valid, &pretrain_cfg(16), &device) {
         Err(TrainError::Data(m)) => assert!(m.contains("does not match"), "{m}"),
         other => panic!("{:?}", other.err()),
     }
@@ -94,14 +80,7 @@ fn pretraining_rejects_a_short_max_len_and_a_vocabulary_that_does_not_match() {
     let other = NextItNetConfig::new(21, 4, vec![1, 4]);
     let lm = other.init_lm::<CpuAutodiff>(&device).unwrap();
     let split = leave_one_out(&sequences(20));
-    let r = pretrain(
-        lm,
-        &config,
-        &split.train,
-        &split.valid,
-        &pretrain_cfg(16),
-        &device,
-    );
+    let r = pretrain(lm, &split.train, &split.valid, &pretrain_cfg(16), &device);
     assert!(matches!(r, Err(TrainError::Config(_))), "{:?}", r.err());
 }
 
@@ -131,7 +110,7 @@ fn fine_tuning_rejects_items_outside_the_backbone() {
     };
     let model = || {
         FineTuneConfig::new(Strategy::FineCls, HeadKind::Classifier { outputs: 2 })
-            .init(config.init::<CpuAutodiff>(&device), &config, &device)
+            .init(config.init::<CpuAutodiff>(&device), &device)
             .unwrap()
     };
     match finetune(model(), &task(20), &cfg, &device) {

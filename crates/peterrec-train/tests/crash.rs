@@ -82,13 +82,13 @@ fn crash_writer_child() {
         let cfg = config(version);
         let backbone = cfg.init::<B>(&device);
         let writer = dir.begin(epoch_of(version)).unwrap();
-        save_backbone(&backbone, &cfg, writer.path(MODEL)).unwrap();
+        save_backbone(&backbone, writer.path(MODEL)).unwrap();
         writer
             .write_json(STATE, &serde_json::json!({ "version": version }))
             .unwrap();
         writer.commit(is_best(version)).unwrap();
         dir.prune(1).unwrap();
-        save_backbone(&backbone, &cfg, root.join(STANDALONE)).unwrap();
+        save_backbone(&backbone, root.join(STANDALONE)).unwrap();
         vocab(version).save_json(root.join(VOCAB)).unwrap();
         version += 1;
     }
@@ -103,8 +103,9 @@ fn state_version(path: &Path) -> u64 {
 /// Loads a backbone file and returns the version it holds, checking that its weights are
 /// exactly those of that version.
 fn backbone_version(path: &Path) -> u64 {
-    let (backbone, cfg) = load_backbone::<B>(path, &Default::default())
+    let backbone = load_backbone::<B>(path, &Default::default())
         .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
+    let cfg = backbone.config().clone();
     let version = cfg.seed;
     assert_eq!(cfg, config(version), "{}", path.display());
     let expected = config(version).init::<B>(&Default::default());

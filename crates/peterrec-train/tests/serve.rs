@@ -36,11 +36,11 @@ fn task(
     seed: u64,
 ) -> FineTuneModel<B> {
     let device = Default::default();
-    let cfg = config_with(backbone.causal);
+    let cfg = config_with(backbone.causal());
     let mut m = FineTuneConfig::new(strategy, head)
         .with_patch_init(PatchInit::TruncatedNormal { std: 0.3 })
         .with_seed(seed)
-        .init(backbone.clone(), &cfg, &device)
+        .init(backbone.clone(), &device)
         .unwrap();
     // Stand-in for training: blocks a strategy trains get other weights.
     let other = cfg.clone().with_seed(seed + 100).init::<B>(&device);
@@ -70,7 +70,7 @@ fn histories() -> Vec<Vec<u32>> {
 /// when centred), from the full pass over every position.
 fn direct(m: &FineTuneModel<B>, history: &[u32]) -> Vec<f32> {
     let mut row = left_padded(history, MAX_LEN, &[CLS]);
-    if !m.backbone.causal {
+    if !m.backbone.causal() {
         row.insert(0, CLS as i64);
     }
     let length = row.len();
@@ -130,7 +130,7 @@ fn server_with_tasks(causal: bool) -> (TaskServer<B>, Vec<(&'static str, FineTun
         ),
         ("items-all", task(&backbone, Strategy::FineAll, items, 7)),
     ];
-    let mut server = TaskServer::new(backbone, config_with(causal), MAX_LEN, device).unwrap();
+    let mut server = TaskServer::new(backbone, MAX_LEN, device).unwrap();
     for (name, m) in &tasks {
         server.add_task(*name, m.clone()).unwrap();
     }
@@ -250,7 +250,7 @@ fn task_files_reload_onto_a_server_opened_from_the_backbone_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let (server, tasks) = server_with_tasks(true);
     let backbone_path = dir.join("backbone.safetensors");
-    save_backbone(server.backbone(), server.config(), &backbone_path).unwrap();
+    save_backbone(server.backbone(), &backbone_path).unwrap();
     let mut reloaded = TaskServer::<B>::open(&backbone_path, MAX_LEN, device).unwrap();
     for (name, m) in &tasks {
         let p = dir.join(format!("{name}.safetensors"));

@@ -148,7 +148,7 @@ impl NextItNetConfig {
         Ok(NextItNet {
             embedding,
             blocks,
-            causal: self.causal,
+            config: self.clone(),
         })
     }
 
@@ -171,8 +171,9 @@ pub struct NextItNet<B: Backend> {
     pub embedding: Embedding<B>,
     /// The residual blocks.
     pub blocks: Vec<ResidualBlock<B>>,
-    /// Causal or centred.
-    pub causal: bool,
+    /// The configuration this backbone was built from (not a parameter: it travels with the
+    /// module, so no function needs the backbone and its configuration side by side).
+    config: NextItNetConfig,
 }
 
 impl<B: Backend> NextItNet<B> {
@@ -256,6 +257,16 @@ impl<B: Backend> NextItNet<B> {
             tokens.select(1, index)
         };
         self.embedding.forward(tokens)
+    }
+
+    /// The configuration this backbone was built from.
+    pub fn config(&self) -> &NextItNetConfig {
+        &self.config
+    }
+
+    /// Whether the convolutions are causal (NextItNet) or centred (the cloze encoder).
+    pub fn causal(&self) -> bool {
+        self.config.causal
     }
 
     /// Channels `C`.

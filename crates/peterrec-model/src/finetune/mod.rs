@@ -153,14 +153,14 @@ pub struct TaskMeta {
 }
 
 impl FineTuneConfig {
-    /// Prepares `backbone` (pretrained with `backbone_config`) for this strategy: inserts patches
-    /// (PeterRec), re-initialises it (Scratch), adds the head and freezes what is not trained.
+    /// Prepares a pretrained `backbone` for this strategy: inserts patches (PeterRec),
+    /// re-initialises it (Scratch), adds the head and freezes what is not trained.
     pub fn init<B: Backend>(
         &self,
         backbone: NextItNet<B>,
-        backbone_config: &NextItNetConfig,
         device: &B::Device,
     ) -> ModelResult<FineTuneModel<B>> {
+        let backbone_config = &backbone.config().clone();
         backbone_config.validate()?;
         backbone_config.check_matches(&backbone)?;
         if self.head.outputs() == 0 {
@@ -270,7 +270,7 @@ impl<B: Backend> FineTuneModel<B> {
     /// The positions of `[CLS]` in a `length`-position row: the last (causal), or the first and
     /// the last (centred; one position when `length` is 1).
     pub fn cls_positions(&self, length: usize) -> Vec<usize> {
-        cls_positions(self.backbone.causal, length)
+        cls_positions(self.backbone.causal(), length)
     }
 
     /// The user vectors read off the backbone's hidden states: the last position (causal), or
@@ -283,7 +283,7 @@ impl<B: Backend> FineTuneModel<B> {
     pub fn pool_cls(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [b, l, c] = hidden.dims();
         let last = hidden.clone().narrow(1, l - 1, 1).reshape([b, c]);
-        if self.backbone.causal {
+        if self.backbone.causal() {
             last
         } else {
             last + hidden.narrow(1, 0, 1).reshape([b, c])

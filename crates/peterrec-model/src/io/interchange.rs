@@ -600,9 +600,9 @@ fn put_block_patches<B: Backend>(out: &mut PortFile, n: usize, block: &ResidualB
 /// The port tensors of a backbone (with its patches, if any) and, if given, its pretraining head.
 pub fn backbone_to_port<B: Backend>(
     backbone: &NextItNet<B>,
-    config: &NextItNetConfig,
     head: Option<&SoftmaxHead<B>>,
 ) -> Result<PortFile> {
+    let config = backbone.config();
     config.validate()?;
     check_matches(backbone, config)?;
     let layout = patch_layout(backbone)?;
@@ -624,21 +624,13 @@ pub fn backbone_to_port<B: Backend>(
 }
 
 /// Writes a backbone (with its patches, if any) in the port's naming.
-pub fn export_backbone<B: Backend>(
-    backbone: &NextItNet<B>,
-    config: &NextItNetConfig,
-    path: impl AsRef<Path>,
-) -> Result<()> {
-    backbone_to_port(backbone, config, None)?.write(path)
+pub fn export_backbone<B: Backend>(backbone: &NextItNet<B>, path: impl AsRef<Path>) -> Result<()> {
+    backbone_to_port(backbone, None)?.write(path)
 }
 
 /// Writes a pretraining model (backbone and `head.*`) in the port's naming.
-pub fn export_pretrained<B: Backend>(
-    model: &NextItNetLM<B>,
-    config: &NextItNetConfig,
-    path: impl AsRef<Path>,
-) -> Result<()> {
-    backbone_to_port(&model.backbone, config, Some(&model.head))?.write(path)
+pub fn export_pretrained<B: Backend>(model: &NextItNetLM<B>, path: impl AsRef<Path>) -> Result<()> {
+    backbone_to_port(&model.backbone, Some(&model.head))?.write(path)
 }
 
 /// The port tensors of a task: every block's patches and `ln2` (PeterRec) and `ft_head.*`.
@@ -872,10 +864,7 @@ impl<'a> Source<'a> {
 }
 
 /// Builds the backbone (with its patches, if the file has them) from a port file.
-pub fn backbone_from_port<B: Backend>(
-    file: &PortFile,
-    device: &B::Device,
-) -> Result<(NextItNet<B>, NextItNetConfig)> {
+pub fn backbone_from_port<B: Backend>(file: &PortFile, device: &B::Device) -> Result<NextItNet<B>> {
     let pc = file.config()?;
     let config = pc.backbone_config()?;
     let insertion = pc.insertion()?;
@@ -895,7 +884,7 @@ pub fn backbone_from_port<B: Backend>(
         }
     }
     src.check_blocks_used()?;
-    Ok((backbone, config))
+    Ok(backbone)
 }
 
 /// Reads a backbone (with its patches, if the file has them) written by the port or by
@@ -903,7 +892,7 @@ pub fn backbone_from_port<B: Backend>(
 pub fn import_backbone<B: Backend>(
     path: impl AsRef<Path>,
     device: &B::Device,
-) -> Result<(NextItNet<B>, NextItNetConfig)> {
+) -> Result<NextItNet<B>> {
     backbone_from_port(&PortFile::read(path)?, device)
 }
 
@@ -911,9 +900,10 @@ pub fn import_backbone<B: Backend>(
 pub fn import_pretrained<B: Backend>(
     path: impl AsRef<Path>,
     device: &B::Device,
-) -> Result<(NextItNetLM<B>, NextItNetConfig)> {
+) -> Result<NextItNetLM<B>> {
     let file = PortFile::read(path)?;
-    let (backbone, config) = backbone_from_port(&file, device)?;
+    let backbone = backbone_from_port(&file, device)?;
+    let config = backbone.config().clone();
     let src = Source::new(&file);
     let linear = src.linear(
         "head",
@@ -922,22 +912,19 @@ pub fn import_pretrained<B: Backend>(
         false,
         device,
     )?;
-    Ok((
-        NextItNetLM {
-            backbone,
-            head: SoftmaxHead { linear },
-        },
-        config,
-    ))
+    Ok(NextItNetLM {
+        backbone,
+        head: SoftmaxHead { linear },
+    })
 }
 
 /// Builds a task on `backbone` from a port file: see [`import_task`].
 pub fn task_from_port<B: Backend>(
     file: &PortFile,
     backbone: NextItNet<B>,
-    config: &NextItNetConfig,
     device: &B::Device,
 ) -> Result<FineTuneModel<B>> {
+    let config = &backbone.config().clone();
     let path = file.source.as_path();
     let pc = file.config()?;
     let file_config = pc.backbone_config()?;
@@ -1044,7 +1031,7 @@ pub fn task_from_port<B: Backend>(
     };
     let mut model = FineTuneConfig::new(strategy, head_kind)
         .with_bottleneck_ratio(ratio)
-        .init(backbone, config, device)?;
+        .init(backbone, device)?;
     if let Some(insertion) = insertion {
         for (n, block) in model.backbone.blocks.iter_mut().enumerate() {
             src.block_patches(n, block, &pc, insertion, device)?;
@@ -1068,18 +1055,17 @@ pub fn task_from_port<B: Backend>(
     Ok(model.apply_freezing())
 }
 
-/// Reads a task (patches, every block's `ln2`, `ft_head.*`) onto `backbone` (built from
-/// `config`; patches it carries are replaced). The file may be a task file written by
+/// Reads a task (patches, every block's `ln2`, `ft_head.*`) onto `backbone` (patches it
+/// carries are replaced). The file may be a task file written by
 /// [`export_task`] or a full port file: then the backbone tensors it holds must equal
 /// `backbone`'s, else [`ModelError::BackboneMismatch`]. The strategy is
 /// [`Strategy::PeterRec`] with the file's insertion, or [`Strategy::FineCls`] without patches.
 pub fn import_task<B: Backend>(
     backbone: NextItNet<B>,
-    config: &NextItNetConfig,
     path: impl AsRef<Path>,
     device: &B::Device,
 ) -> Result<FineTuneModel<B>> {
-    task_from_port(&PortFile::read(path)?, backbone, config, device)
+    task_from_port(&PortFile::read(path)?, backbone, device)
 }
 
 #[cfg(test)]

@@ -312,17 +312,14 @@ fn strip(tensors: Vec<NamedTensor>, prefix: &str) -> Vec<NamedTensor> {
         .collect()
 }
 
-fn backbone_meta<B: Backend>(
-    backbone: &NextItNet<B>,
-    config: &NextItNetConfig,
-) -> Result<HashMap<String, String>> {
+fn backbone_meta<B: Backend>(backbone: &NextItNet<B>) -> Result<HashMap<String, String>> {
     if backbone.has_patches() {
         return Err(ModelError::InvalidConfig(
             "a backbone is saved without patches; save the task file instead".into(),
         ));
     }
     let mut meta = HashMap::new();
-    meta.insert("config".into(), config_json(config));
+    meta.insert("config".into(), config_json(backbone.config()));
     meta.insert(
         "content_hash".into(),
         format!("{:016x}", content_hash(backbone)),
@@ -335,12 +332,8 @@ fn config_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Saves a pretrained backbone (and no head).
-pub fn save_backbone<B: Backend>(
-    backbone: &NextItNet<B>,
-    config: &NextItNetConfig,
-    path: impl AsRef<Path>,
-) -> Result<()> {
-    let meta = backbone_meta(backbone, config)?;
+pub fn save_backbone<B: Backend>(backbone: &NextItNet<B>, path: impl AsRef<Path>) -> Result<()> {
+    let meta = backbone_meta(backbone)?;
     write_file(
         path.as_ref(),
         BACKBONE_FORMAT,
@@ -350,12 +343,8 @@ pub fn save_backbone<B: Backend>(
 }
 
 /// Saves a pretraining model: the backbone and its softmax head.
-pub fn save_pretrained<B: Backend>(
-    model: &NextItNetLM<B>,
-    config: &NextItNetConfig,
-    path: impl AsRef<Path>,
-) -> Result<()> {
-    let meta = backbone_meta(&model.backbone, config)?;
+pub fn save_pretrained<B: Backend>(model: &NextItNetLM<B>, path: impl AsRef<Path>) -> Result<()> {
+    let meta = backbone_meta(&model.backbone)?;
     let mut tensors = prefixed(&model.backbone, "backbone");
     tensors.extend(prefixed(&model.head, "head"));
     write_file(path.as_ref(), BACKBONE_FORMAT, meta, &tensors)
@@ -427,11 +416,12 @@ fn check_values(
     }
 }
 
-/// Loads a backbone file (ignoring any pretraining head in it).
+/// Loads a backbone file (ignoring any pretraining head in it); the backbone carries the
+/// configuration stored in the file ([`NextItNet::config`]).
 pub fn load_backbone<B: Backend>(
     path: impl AsRef<Path>,
     device: &B::Device,
-) -> Result<(NextItNet<B>, NextItNetConfig)> {
+) -> Result<NextItNet<B>> {
     let path = path.as_ref();
     let (config, file) = read_backbone_file(path)?;
     let backbone = apply(
@@ -440,14 +430,14 @@ pub fn load_backbone<B: Backend>(
         strip(file.tensors, "backbone"),
         path,
     )?;
-    Ok((backbone, config))
+    Ok(backbone)
 }
 
 /// Loads a pretraining model (backbone and head) saved by [`save_pretrained`].
 pub fn load_pretrained<B: Backend>(
     path: impl AsRef<Path>,
     device: &B::Device,
-) -> Result<(NextItNetLM<B>, NextItNetConfig)> {
+) -> Result<NextItNetLM<B>> {
     let path = path.as_ref();
     let (config, file) = read_backbone_file(path)?;
     let lm = config.init_lm(device)?;
@@ -457,7 +447,7 @@ pub fn load_pretrained<B: Backend>(
         .partition(|t| t.name.starts_with("backbone."));
     let backbone = apply(lm.backbone, None, strip(b, "backbone"), path)?;
     let head: SoftmaxHead<B> = apply(lm.head, None, strip(h, "head"), path)?;
-    Ok((NextItNetLM { backbone, head }, config))
+    Ok(NextItNetLM { backbone, head })
 }
 
 impl<B: Backend> FineTuneModel<B> {
@@ -475,14 +465,14 @@ impl<B: Backend> FineTuneModel<B> {
 
     /// Rebuilds a fine-tuned model from a task file and the pretrained backbone it was trained on.
     ///
-    /// Fails with [`ModelError::BackboneMismatch`] when `backbone` (built from `config`) is not
-    /// the backbone recorded in the task file.
+    /// Fails with [`ModelError::BackboneMismatch`] when `backbone` is not the backbone recorded
+    /// in the task file (another configuration or other weights).
     pub fn load_task(
         backbone: NextItNet<B>,
-        config: &NextItNetConfig,
         path: impl AsRef<Path>,
         device: &B::Device,
     ) -> Result<Self> {
+        let config = &backbone.config().clone();
         let path = path.as_ref();
         let file = read_file(path, TASK_FORMAT)?;
         let meta: TaskMeta = file.config(path, "task")?;
@@ -508,7 +498,7 @@ impl<B: Backend> FineTuneModel<B> {
             ));
         }
         check_values(&file, path, "task", task_values(&meta))?;
-        let mut model = meta.finetune.init(backbone, config, device)?;
+        let mut model = meta.finetune.init(backbone, device)?;
         for block in &mut model.backbone.blocks {
             block.parallel_adds_input = block.parallel && meta.parallel_adds_input;
         }

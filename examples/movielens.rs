@@ -665,7 +665,7 @@ fn run<B: AutodiffBackend>(
     device: B::Device,
 ) -> Result<Outcome, AnyError> {
     let seeds = args.seeds.clone().unwrap_or_else(|| vec![args.seed]);
-    let split = |seed: u64| SplitConfig::new(args.split.0, args.split.1, seed);
+    let split = |seed: u64| SplitConfig::fractions(args.split.0, args.split.1, seed);
     let tmp = std::env::temp_dir().join(format!("peterrec-movielens-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut out = Outcome {

@@ -259,7 +259,7 @@ fn real_main() -> Result<(), AnyError> {
     let [train, valid] = args.split[..] else {
         return Err("--split takes two fractions: TRAIN,VALID".into());
     };
-    let split = SplitConfig::new(train, valid, args.seed);
+    let split = SplitConfig::fractions(train, valid, args.seed);
     split.validate()?;
     let cfg = DemoTaskConfig {
         split,

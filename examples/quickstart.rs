@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_users(2000)
             .with_affinity(0.4),
     )?;
-    let task = data.classification_task(&SplitConfig::new(0.7, 0.1, 7))?;
+    let task = data.classification_task(&SplitConfig::fractions(0.7, 0.1, 7))?;
     println!(
         "synthetic data: {} users, {} items, {} types; task split {}/{}/{}",
         data.sequences.len(),

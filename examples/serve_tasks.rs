@@ -225,7 +225,7 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
     ];
     for (attribute, strategy) in plan {
         let cfg = ProfileTaskConfig {
-            split: SplitConfig::new(0.7, 0.1, args.seed),
+            split: SplitConfig::fractions(0.7, 0.1, args.seed),
             ..ProfileTaskConfig::default()
         };
         let (task, _) = profile_task(&ml, attribute, &vocab, &cfg)?;

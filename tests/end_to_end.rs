@@ -72,7 +72,7 @@ fn synthetic_pretrain_finetune_save_and_reload() {
     assert!(pre.valid.full.hr_at(10).unwrap() > 0.0);
 
     let task = data
-        .classification_task(&SplitConfig::new(0.6, 0.2, 1))
+        .classification_task(&SplitConfig::fractions(0.6, 0.2, 1))
         .unwrap();
     let pretrained = collect_params(&lm.backbone.valid(), |_| true);
     let model = FineTuneConfig::new(

@@ -69,7 +69,7 @@ impl BackendTask for Runs {
         let lm = config.init_lm::<B>(&device).unwrap();
         let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
         let task = d
-            .classification_task(&SplitConfig::new(0.6, 0.2, 3))
+            .classification_task(&SplitConfig::fractions(0.6, 0.2, 3))
             .unwrap();
         let model = FineTuneConfig::new(
             Strategy::PeterRec {

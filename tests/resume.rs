@@ -163,7 +163,7 @@ fn fine_tuning_resumes_bitwise(loss: FineTuneLoss, name: &str) {
     let d = data();
     let config = NextItNetConfig::new(d.vocab.len(), 8, vec![1, 2]).with_seed(9);
     let task = d
-        .classification_task(&SplitConfig::new(0.6, 0.2, 3))
+        .classification_task(&SplitConfig::fractions(0.6, 0.2, 3))
         .unwrap();
     let model = || {
         FineTuneConfig::new(

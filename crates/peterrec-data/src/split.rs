@@ -5,6 +5,7 @@
 //! - [`split_by_user`]: for fine-tuning tasks, a seeded split of *users* (default 70% / 3% / 27%
 //!   as in the PeterRec paper), so that all examples of one user land in the same part.
 
+use burn::config::Config;
 use std::collections::{BTreeSet, HashMap};
 
 use rand::seq::SliceRandom;
@@ -16,37 +17,29 @@ use crate::error::{DataError, Result};
 use crate::sequence::UserSequence;
 
 /// Fractions and seed of a user-level split; the test fraction is `1 - train - valid`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct SplitConfig {
-    /// Fraction of users for training.
+    /// Fraction of users for training. Default 0.70.
+    #[config(default = 0.70)]
     pub train: f64,
-    /// Fraction of users for validation.
+    /// Fraction of users for validation. Default 0.03 (the test fraction is then 0.27).
+    #[config(default = 0.03)]
     pub valid: f64,
-    /// Seed of the user shuffle.
+    /// Seed of the user shuffle. Default 42.
+    #[config(default = 42)]
     pub seed: u64,
 }
 
 impl Default for SplitConfig {
-    /// 70% train, 3% validation, 27% test, seed 42.
     fn default() -> Self {
-        SplitConfig {
-            train: 0.70,
-            valid: 0.03,
-            seed: 42,
-        }
+        Self::new()
     }
 }
 
 impl SplitConfig {
     /// A split with the given fractions and seed.
-    pub fn new(train: f64, valid: f64, seed: u64) -> Self {
+    pub fn fractions(train: f64, valid: f64, seed: u64) -> Self {
         SplitConfig { train, valid, seed }
-    }
-
-    /// Same fractions, another seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
     }
 
     /// The test fraction, `1 - train - valid`.
@@ -286,10 +279,10 @@ mod tests {
         assert_eq!(cfg.counts(30), (21, 1, 8));
         assert_eq!(cfg.counts(0), (0, 0, 0));
         assert!((cfg.test() - 0.27).abs() < 1e-12);
-        assert_eq!(SplitConfig::new(1.0, 0.0, 0).counts(5), (5, 0, 0));
-        assert!(SplitConfig::new(0.8, 0.3, 0).validate().is_err());
-        assert!(SplitConfig::new(-0.1, 0.3, 0).validate().is_err());
-        assert!(SplitConfig::new(f64::NAN, 0.0, 0).validate().is_err());
-        assert!(assign_users(["a"], &SplitConfig::new(2.0, 0.0, 0)).is_err());
+        assert_eq!(SplitConfig::fractions(1.0, 0.0, 0).counts(5), (5, 0, 0));
+        assert!(SplitConfig::fractions(0.8, 0.3, 0).validate().is_err());
+        assert!(SplitConfig::fractions(-0.1, 0.3, 0).validate().is_err());
+        assert!(SplitConfig::fractions(f64::NAN, 0.0, 0).validate().is_err());
+        assert!(assign_users(["a"], &SplitConfig::fractions(2.0, 0.0, 0)).is_err());
     }
 }

@@ -14,10 +14,10 @@
 //! Items are named `i0`, `i1`, … and get vocabulary indices `NUM_RESERVED + k` for `ik`;
 //! users are named `u0`, `u1`, ….
 
+use burn::config::Config;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 pub use crate::sequence::UserSequence;
@@ -26,44 +26,41 @@ use crate::task::{FineTuneExample, Task, TaskKind};
 use crate::vocab::{Vocab, NUM_RESERVED};
 
 /// Parameters of [`generate`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct SyntheticConfig {
-    /// Number of users (sequences).
+    /// Number of users (sequences). Default 1,000.
+    #[config(default = 1000)]
     pub num_users: usize,
-    /// Number of items.
+    /// Number of items. Default 200.
+    #[config(default = 200)]
     pub num_items: usize,
-    /// Number of user types (classes of the profile task).
+    /// Number of user types (classes of the profile task). Default 4.
+    #[config(default = 4)]
     pub num_types: usize,
-    /// Shortest sequence length.
+    /// Shortest sequence length. Default 10.
+    #[config(default = 10)]
     pub min_len: usize,
-    /// Longest sequence length (inclusive).
+    /// Longest sequence length (inclusive). Default 30.
+    #[config(default = 30)]
     pub max_len: usize,
-    /// Successors per item in each type's chain.
+    /// Successors per item in each type's chain. Default 3.
+    #[config(default = 3)]
     pub branching: usize,
-    /// Probability of a uniformly random next item instead of a chain step.
+    /// Probability of a uniformly random next item instead of a chain step. Default 0.1.
+    #[config(default = 0.1)]
     pub noise: f64,
     /// Probability that a chain successor is drawn from the type's own region of the catalogue
-    /// (0: from the whole catalogue).
+    /// (0: from the whole catalogue). Default 0.
+    #[config(default = 0.0)]
     pub affinity: f64,
-    /// Random seed.
+    /// Random seed. Default 42.
+    #[config(default = 42)]
     pub seed: u64,
 }
 
 impl Default for SyntheticConfig {
-    /// 1,000 users, 200 items, 4 types, lengths 10..=30, branching 3, noise 0.1, affinity 0,
-    /// seed 42.
     fn default() -> Self {
-        SyntheticConfig {
-            num_users: 1000,
-            num_items: 200,
-            num_types: 4,
-            min_len: 10,
-            max_len: 30,
-            branching: 3,
-            noise: 0.1,
-            affinity: 0.0,
-            seed: 42,
-        }
+        Self::new()
     }
 }
 
@@ -87,27 +84,6 @@ impl SyntheticConfig {
     pub fn with_lengths(mut self, min_len: usize, max_len: usize) -> Self {
         self.min_len = min_len;
         self.max_len = max_len;
-        self
-    }
-    /// Sets the branching factor.
-    pub fn with_branching(mut self, b: usize) -> Self {
-        self.branching = b;
-        self
-    }
-    /// Sets the probability that a successor comes from the type's own region.
-    pub fn with_affinity(mut self, p: f64) -> Self {
-        self.affinity = p;
-        self
-    }
-
-    /// Sets the noise probability.
-    pub fn with_noise(mut self, p: f64) -> Self {
-        self.noise = p;
-        self
-    }
-    /// Sets the seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
         self
     }
 

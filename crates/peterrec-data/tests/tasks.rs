@@ -77,7 +77,7 @@ fn profile_tasks() {
     tiny_ml1m(&dir);
     let ml = MovieLens::load_1m(&dir.0).unwrap();
     let cfg = ProfileTaskConfig {
-        split: SplitConfig::new(0.5, 0.1, 1),
+        split: SplitConfig::fractions(0.5, 0.1, 1),
         ..Default::default()
     };
     let b = profile_bundle(&ml, ProfileAttribute::Gender, &cfg).unwrap();
@@ -140,7 +140,7 @@ fn cold_start_keeps_domains_and_users_apart() {
     tiny_ml1m(&dir);
     let ml = MovieLens::load_1m(&dir.0).unwrap();
     let cfg = ColdStartConfig {
-        split: SplitConfig::new(0.6, 0.1, 3),
+        split: SplitConfig::fractions(0.6, 0.1, 3),
         ..Default::default()
     };
     let b = cold_start_task(&ml, &cfg).unwrap();
@@ -214,7 +214,7 @@ fn peterrec_files_task() {
     let pre = dir.write("pre.csv", "0,0,11,12,13\n14,15,11,12,16\n0,17,18,19,20\n");
     let ft = dir.write("ft.csv", "0,0,11,12,13,,900,901\n14,15,11,12,99,,901\n");
     let cfg = DemoTaskConfig {
-        split: SplitConfig::new(0.5, 0.0, 0),
+        split: SplitConfig::fractions(0.5, 0.0, 0),
         policy: UnseenPolicy::Unk,
     };
     let b = peterrec_task("mini", &pre, &ft, &cfg).unwrap();

@@ -6,6 +6,7 @@
 //! timestamp must be a non-negative integer, and user and item must be non-empty. An optional
 //! header line can be skipped with [`CsvOptions::has_header`].
 
+use burn::config::Config;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -26,20 +27,19 @@ pub struct Interaction {
 }
 
 /// How to read a generic interaction file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub struct CsvOptions {
-    /// Field delimiter.
+    /// Field delimiter. Default `,`.
+    #[config(default = "','")]
     pub delimiter: char,
-    /// Skip the first data line (a header such as `user,item,timestamp`).
+    /// Skip the first data line (a header such as `user,item,timestamp`). Default `false`.
+    #[config(default = false)]
     pub has_header: bool,
 }
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions {
-            delimiter: ',',
-            has_header: false,
-        }
+        Self::new()
     }
 }
 

@@ -18,9 +18,8 @@
 //!   target movies rated by these users, sorted by movie id; `target_names` are the movie ids.
 //! - The split is by user, so a test user's target items never appear in training examples.
 
+use burn::config::Config;
 use std::collections::{BTreeSet, HashMap, HashSet};
-
-use serde::{Deserialize, Serialize};
 
 use super::{FineTuneExample, Task, TaskBundle, TaskKind};
 use crate::error::{DataError, Result};
@@ -29,24 +28,24 @@ use crate::readers::movielens::Movie;
 use crate::split::SplitConfig;
 
 /// Options of the cold-start task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Config, Debug, PartialEq)]
 pub struct ColdStartConfig {
-    /// A movie with any of these genres is in the target domain.
+    /// A movie with any of these genres is in the target domain. Default: `Animation` and
+    /// `Children's`.
+    #[config(default = "vec![\"Animation\".into(), \"Children's\".into()]")]
     pub target_genres: Vec<String>,
     /// Users with fewer source-domain items are left out (of pretraining and of the task).
+    /// Default 5.
+    #[config(default = 5)]
     pub min_source_len: usize,
-    /// User-level split.
+    /// User-level split. Default: [`SplitConfig::new`] (70/3/27, seed 42).
+    #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
 }
 
 impl Default for ColdStartConfig {
-    /// Target genres `Animation` and `Children's`, `min_source_len` 5, the default split.
     fn default() -> Self {
-        ColdStartConfig {
-            target_genres: vec!["Animation".into(), "Children's".into()],
-            min_source_len: 5,
-            split: SplitConfig::default(),
-        }
+        Self::new()
     }
 }
 

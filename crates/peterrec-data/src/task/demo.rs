@@ -6,10 +6,9 @@
 //! appearance in the fine-tuning file); fine-tuning sequences are encoded with the pretraining
 //! vocabulary and the configured [`UnseenPolicy`].
 
+use burn::config::Config;
 use std::collections::HashMap;
 use std::path::Path;
-
-use serde::{Deserialize, Serialize};
 
 use super::{FineTuneExample, Task, TaskBundle, TaskKind};
 use crate::error::Result;
@@ -24,12 +23,21 @@ pub const DEMO_PRETRAIN_FILE: &str = "history_sequences_20181014_fajie_transfer_
 pub const DEMO_FINETUNE_FILE: &str = "history_sequences_20181014_fajie_transfer_finetune_small.csv";
 
 /// Options of a PeterRec-files task.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct DemoTaskConfig {
-    /// User-level split (default 70/3/27).
+    /// User-level split. Default: [`SplitConfig::new`] (70/3/27, seed 42).
+    #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
-    /// Policy for fine-tuning items missing from the pretraining vocabulary.
+    /// Policy for fine-tuning items missing from the pretraining vocabulary. Default:
+    /// `UnseenPolicy::default()`.
+    #[config(default = "UnseenPolicy::default()")]
     pub policy: UnseenPolicy,
+}
+
+impl Default for DemoTaskConfig {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Builds a task from a PeterRec pretraining file and fine-tuning file.

@@ -1,7 +1,7 @@
 //! User-profile classification on MovieLens: predict gender, age bucket or occupation from a
 //! user's chronological rating sequence (one example per user).
 
-use serde::{Deserialize, Serialize};
+use burn::config::Config;
 
 use super::{FineTuneExample, Task, TaskBundle, TaskKind};
 use crate::error::{DataError, Result};
@@ -10,24 +10,22 @@ use crate::split::SplitConfig;
 use crate::vocab::{UnseenPolicy, Vocab, UNK};
 
 /// Options of a profile task.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct ProfileTaskConfig {
-    /// Users with fewer items (after encoding) are left out.
+    /// Users with fewer items (after encoding) are left out. Default 1.
+    #[config(default = 1)]
     pub min_len: usize,
-    /// User-level split.
+    /// User-level split. Default: [`SplitConfig::new`] (70/3/27, seed 42).
+    #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
-    /// Policy for items missing from the vocabulary.
+    /// Policy for items missing from the vocabulary. Default: they become `UNK`.
+    #[config(default = "UnseenPolicy::Unk")]
     pub policy: UnseenPolicy,
 }
 
 impl Default for ProfileTaskConfig {
-    /// `min_len` 1, the default 70/3/27 split, unseen items become UNK.
     fn default() -> Self {
-        ProfileTaskConfig {
-            min_len: 1,
-            split: SplitConfig::default(),
-            policy: UnseenPolicy::Unk,
-        }
+        Self::new()
     }
 }
 

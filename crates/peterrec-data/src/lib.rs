@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod dataset;
 pub mod error;
 pub mod movielens;
 pub mod readers;
@@ -64,6 +65,7 @@ pub mod task;
 pub mod vocab;
 
 pub use batch::{FineTuneBatch, SeqBatch};
+pub use dataset::{DataFormat, Dataset};
 pub use error::{DataError, Result};
 pub use sequence::{SequenceStats, UserSequence};
 pub use task::{FineTuneExample, Task, TaskBundle, TaskKind};

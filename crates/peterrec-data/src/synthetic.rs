@@ -65,6 +65,11 @@ impl Default for SyntheticConfig {
 }
 
 impl SyntheticConfig {
+    /// Generates the data set these parameters describe ([`try_generate`]).
+    pub fn generate(&self) -> Result<SyntheticData> {
+        try_generate(self)
+    }
+
     /// Sets the number of users.
     pub fn with_users(mut self, n: usize) -> Self {
         self.num_users = n;

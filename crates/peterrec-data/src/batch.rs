@@ -24,7 +24,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::sequence::most_recent;
+use crate::sequence::{left_pad_into, most_recent};
 use crate::task::FineTuneExample;
 use crate::vocab::{CLS, MASK, NUM_RESERVED, PAD};
 
@@ -222,23 +222,73 @@ pub fn cloze_rows(
     rows
 }
 
-/// Fine-tuning rows: the most recent `max_len` items of each example, left-padded, then
-/// [`CLS`] as the last column (`causal`, width `max_len + 1`), or [`CLS`] as both the first and the
-/// last column (non-causal, width `max_len + 2`), where `peterrec_model`'s `FineTuneModel` reads
-/// the user vector. `max_len` is clamped to at least 1.
+/// One model input row: `prefix`, then the most recent `max_len` items of `seq` left-padded
+/// with [`PAD`] to exactly `max_len`, then `suffix`; its width is
+/// `prefix.len() + max_len + suffix.len()`. Every model input of a history is built by it:
+/// fine-tuning rows ([`finetune_rows`], affixes from [`cls_affixes`]), evaluation and serving
+/// ([`input_tensor`]).
+///
+/// ```
+/// use peterrec_data::batch::{cls_affixes, input_row};
+/// use peterrec_data::{CLS, PAD};
+///
+/// assert_eq!(input_row(&[5, 6, 7], 4, &[], &[]), vec![PAD, 5, 6, 7]);
+/// let (prefix, suffix) = cls_affixes(false);
+/// assert_eq!(input_row(&[5, 6, 7], 2, prefix, suffix), vec![CLS, 6, 7, CLS]);
+/// ```
+pub fn input_row(seq: &[u32], max_len: usize, prefix: &[u32], suffix: &[u32]) -> Vec<u32> {
+    let mut row = Vec::with_capacity(prefix.len() + max_len + suffix.len());
+    push_input_row(&mut row, seq, max_len, prefix, suffix);
+    row
+}
+
+/// Appends [`input_row`]`(seq, max_len, prefix, suffix)` to `out`.
+fn push_input_row(out: &mut Vec<u32>, seq: &[u32], max_len: usize, prefix: &[u32], suffix: &[u32]) {
+    out.extend_from_slice(prefix);
+    left_pad_into(out, seq, max_len);
+    out.extend_from_slice(suffix);
+}
+
+/// Where a fine-tuned model reads its user vector, as the `(prefix, suffix)` of [`input_row`]:
+/// [`CLS`] as the last column for a causal backbone, [`CLS`] as both the first and the last
+/// column for a non-causal (centred) one.
+pub fn cls_affixes(causal: bool) -> (&'static [u32], &'static [u32]) {
+    if causal {
+        (&[], &[CLS])
+    } else {
+        (&[CLS], &[CLS])
+    }
+}
+
+/// A `[seqs.len(), prefix.len() + max_len + suffix.len()]` `Int` tensor whose row `r` is
+/// [`input_row`]`(seqs[r], max_len, prefix, suffix)`.
+pub fn input_tensor<B: Backend, S: AsRef<[u32]>>(
+    seqs: &[S],
+    max_len: usize,
+    prefix: &[u32],
+    suffix: &[u32],
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
+    let len = prefix.len() + max_len + suffix.len();
+    let mut values = Vec::with_capacity(seqs.len() * len);
+    for s in seqs {
+        push_input_row(&mut values, s.as_ref(), max_len, prefix, suffix);
+    }
+    int_tensor(&values, [seqs.len(), len], device)
+}
+
+/// Fine-tuning rows: the [`input_row`] of each example's sequence with `max_len` items and the
+/// [`CLS`] affixes of [`cls_affixes`]: [`CLS`] as the last column (`causal`, width
+/// `max_len + 1`), or as both the first and the last column (non-causal, width `max_len + 2`),
+/// where `peterrec_model`'s `FineTuneModel` reads the user vector. `max_len` is clamped to at
+/// least 1.
 pub fn finetune_rows(examples: &[&FineTuneExample], max_len: usize, causal: bool) -> FineTuneRows {
     let max_len = max_len.max(1);
-    let len = if causal { max_len + 1 } else { max_len + 2 };
-    let mut inputs = vec![PAD; examples.len() * len];
-    for (r, e) in examples.iter().enumerate() {
-        let kept = most_recent(&e.seq, max_len);
-        let row = &mut inputs[r * len..(r + 1) * len];
-        row[len - 1] = CLS;
-        let start = len - 1 - kept.len();
-        row[start..len - 1].copy_from_slice(kept);
-        if !causal {
-            row[0] = CLS;
-        }
+    let (prefix, suffix) = cls_affixes(causal);
+    let len = prefix.len() + max_len + suffix.len();
+    let mut inputs = Vec::with_capacity(examples.len() * len);
+    for e in examples {
+        push_input_row(&mut inputs, &e.seq, max_len, prefix, suffix);
     }
     FineTuneRows {
         batch: examples.len(),
@@ -435,6 +485,38 @@ mod tests {
         assert_eq!(bi.len, 6);
         assert_eq!(&bi.inputs[..6], &[CLS, 0, 0, 10, 11, CLS]);
         assert_eq!(&bi.inputs[6..], &[CLS, 21, 22, 23, 24, CLS]);
+    }
+
+    #[test]
+    fn input_rows_pad_truncate_and_affix() {
+        assert_eq!(
+            input_row(&[5, 6, 7], 5, &[], &[CLS]),
+            vec![0, 0, 5, 6, 7, CLS]
+        );
+        assert_eq!(input_row(&[5, 6, 7, 8], 2, &[], &[]), vec![7, 8]);
+        assert_eq!(input_row(&[5, 6], 0, &[], &[CLS]), vec![CLS]);
+        assert_eq!(input_row(&[], 2, &[CLS], &[CLS]), vec![CLS, PAD, PAD, CLS]);
+        let e = FineTuneExample {
+            user: "u".into(),
+            seq: vec![4, 5, 6, 7, 8, 9],
+            label: 1,
+        };
+        let device = Default::default();
+        for causal in [true, false] {
+            let rows = finetune_rows(&[&e, &e], 3, causal);
+            let (prefix, suffix) = cls_affixes(causal);
+            let t = input_tensor::<burn::backend::NdArray, _>(
+                &[e.seq.clone(), e.seq.clone()],
+                3,
+                prefix,
+                suffix,
+                &device,
+            );
+            assert_eq!(t.dims(), [2, rows.len]);
+            let got: Vec<i64> = t.into_data().convert::<i64>().to_vec().unwrap();
+            let want: Vec<i64> = rows.inputs.iter().map(|&v| i64::from(v)).collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

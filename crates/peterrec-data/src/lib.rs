@@ -14,7 +14,8 @@
 //!   cold-start cross-domain recommendation, the PeterRec demo);
 //! - [`batch`] and [`sampler`]: Burn `Int` tensor batches for next-item, masked next-item,
 //!   cloze and fine-tuning objectives, and negative samplers, all seeded;
-//! - [`synthetic`]: sequences with planted structure.
+//! - [`synthetic`]: sequences with planted structure;
+//! - [`fs`]: crash-safe (atomic) file writes, shared by the crates that save files.
 //!
 //! All errors are [`DataError`]; parse errors name the file, the line and the reason.
 //!
@@ -37,13 +38,13 @@
 //! assert_eq!(ft.labels.dims(), [4]);
 //! ```
 //!
-//! Real data (read from a directory such as `shared/data`, never bundled):
+//! Real data (read from a directory of the downloaded release, never bundled):
 //!
 //! ```no_run
 //! use peterrec_data::movielens::{MovieLens, ProfileAttribute};
 //! use peterrec_data::task::profile::{profile_bundle, ProfileTaskConfig};
 //!
-//! let ml = MovieLens::load_1m("../shared/data/ml-1m")?;
+//! let ml = MovieLens::load_1m("data/ml-1m")?;
 //! let bundle = profile_bundle(&ml, ProfileAttribute::Gender, &ProfileTaskConfig::default())?;
 //! bundle.vocab.save_json("vocab.json")?;
 //! println!("{} classes, {} training users", bundle.task.num_outputs(), bundle.task.train.len());
@@ -55,6 +56,7 @@
 pub mod batch;
 pub mod dataset;
 pub mod error;
+pub mod fs;
 pub mod movielens;
 pub mod readers;
 pub mod sampler;

@@ -22,121 +22,15 @@ use crate::readers::movielens::{
     read_ml100k_movies, read_ml100k_ratings, read_ml100k_users, read_ml1m_movies,
     read_ml1m_ratings, read_ml1m_users, Movie, Rating, UserProfile,
 };
+// The class tables live with the readers, which map profile fields to classes while reading;
+// they are re-exported here, beside the labels built from them.
+pub use crate::readers::movielens::{
+    age_bucket_from_ml1m_code, age_bucket_from_years, ml100k_occupation_index, AGE_BUCKETS,
+    GENDERS, ML100K_GENRES, ML100K_OCCUPATIONS, ML1M_AGE_CODES, ML1M_OCCUPATIONS, NUM_AGE_BUCKETS,
+    NUM_OCCUPATIONS,
+};
 use crate::sequence::{chronological, UserSequence};
 use crate::vocab::Vocab;
-
-/// Number of age buckets.
-pub const NUM_AGE_BUCKETS: usize = 7;
-/// Names of the 7 age buckets (ML-1M's ranges).
-pub const AGE_BUCKETS: [&str; NUM_AGE_BUCKETS] = [
-    "Under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+",
-];
-/// ML-1M age codes, by bucket.
-pub const ML1M_AGE_CODES: [u32; NUM_AGE_BUCKETS] = [1, 18, 25, 35, 45, 50, 56];
-/// Number of occupation classes (both data sets).
-pub const NUM_OCCUPATIONS: usize = 21;
-/// ML-1M occupation names, by code (from the ML-1M README).
-pub const ML1M_OCCUPATIONS: [&str; NUM_OCCUPATIONS] = [
-    "other or not specified",
-    "academic/educator",
-    "artist",
-    "clerical/admin",
-    "college/grad student",
-    "customer service",
-    "doctor/health care",
-    "executive/managerial",
-    "farmer",
-    "homemaker",
-    "K-12 student",
-    "lawyer",
-    "programmer",
-    "retired",
-    "sales/marketing",
-    "scientist",
-    "self-employed",
-    "technician/engineer",
-    "tradesman/craftsman",
-    "unemployed",
-    "writer",
-];
-/// ML-100K occupation words, by class (the order of `u.occupation`).
-pub const ML100K_OCCUPATIONS: [&str; NUM_OCCUPATIONS] = [
-    "administrator",
-    "artist",
-    "doctor",
-    "educator",
-    "engineer",
-    "entertainment",
-    "executive",
-    "healthcare",
-    "homemaker",
-    "lawyer",
-    "librarian",
-    "marketing",
-    "none",
-    "other",
-    "programmer",
-    "retired",
-    "salesman",
-    "scientist",
-    "student",
-    "technician",
-    "writer",
-];
-/// ML-100K genre names, by flag position in `u.item` (the order of `u.genre`).
-pub const ML100K_GENRES: [&str; 19] = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-];
-/// Gender class names.
-pub const GENDERS: [&str; 2] = ["F", "M"];
-
-/// Age bucket of an ML-1M age code (1, 18, 25, 35, 45, 50, 56); `None` for other values.
-pub fn age_bucket_from_ml1m_code(code: u32) -> Option<u32> {
-    ML1M_AGE_CODES
-        .iter()
-        .position(|&c| c == code)
-        .map(|k| k as u32)
-}
-
-/// Age bucket of an age in years: `<18` → 0, 18-24 → 1, 25-34 → 2, 35-44 → 3, 45-49 → 4,
-/// 50-55 → 5, 56+ → 6.
-pub fn age_bucket_from_years(years: u32) -> u32 {
-    match years {
-        0..=17 => 0,
-        18..=24 => 1,
-        25..=34 => 2,
-        35..=44 => 3,
-        45..=49 => 4,
-        50..=55 => 5,
-        _ => 6,
-    }
-}
-
-/// Class of an ML-100K occupation word (see [`ML100K_OCCUPATIONS`]).
-pub fn ml100k_occupation_index(word: &str) -> Option<u32> {
-    ML100K_OCCUPATIONS
-        .iter()
-        .position(|&w| w == word)
-        .map(|k| k as u32)
-}
 
 /// Which MovieLens release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -401,32 +295,4 @@ pub fn histories_to_sequences(
         });
     }
     (vocab, seqs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn age_buckets() {
-        let codes: Vec<u32> = [1, 18, 25, 35, 45, 50, 56]
-            .iter()
-            .map(|&c| age_bucket_from_ml1m_code(c).unwrap())
-            .collect();
-        assert_eq!(codes, (0..7).collect::<Vec<_>>());
-        assert_eq!(age_bucket_from_ml1m_code(17), None);
-        let years = [7, 17, 18, 24, 25, 34, 35, 44, 45, 49, 50, 55, 56, 73];
-        let b: Vec<u32> = years.iter().map(|&y| age_bucket_from_years(y)).collect();
-        assert_eq!(b, vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]);
-    }
-
-    #[test]
-    fn occupation_words() {
-        assert_eq!(ml100k_occupation_index("administrator"), Some(0));
-        assert_eq!(ml100k_occupation_index("writer"), Some(20));
-        assert_eq!(ml100k_occupation_index("astronaut"), None);
-        let mut sorted = ML100K_OCCUPATIONS;
-        sorted.sort_unstable();
-        assert_eq!(sorted, ML100K_OCCUPATIONS, "alphabetical, as u.occupation");
-    }
 }

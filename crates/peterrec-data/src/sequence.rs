@@ -91,10 +91,17 @@ pub fn most_recent(items: &[u32], max_len: usize) -> &[u32] {
 
 /// The most recent `len` items, left-padded with [`PAD`] to exactly `len`.
 pub fn left_pad(items: &[u32], len: usize) -> Vec<u32> {
-    let kept = most_recent(items, len);
-    let mut out = vec![PAD; len - kept.len()];
-    out.extend_from_slice(kept);
+    let mut out = Vec::with_capacity(len);
+    left_pad_into(&mut out, items, len);
     out
+}
+
+/// Appends the most recent `len` items of `items` to `out`, left-padded with [`PAD`] to exactly
+/// `len` (what [`left_pad`] returns, without a vector of its own).
+pub fn left_pad_into(out: &mut Vec<u32>, items: &[u32], len: usize) {
+    let kept = most_recent(items, len);
+    out.resize(out.len() + (len - kept.len()), PAD);
+    out.extend_from_slice(kept);
 }
 
 /// Encodes string sequences with `vocab`, applying `policy` to unseen ids.

@@ -272,53 +272,21 @@ impl Vocab {
         Ok(())
     }
 
-    /// Writes the vocabulary as JSON, atomically (temporary file in the same directory, then
-    /// rename), so a crash never leaves a truncated vocabulary behind; a temporary file left by
-    /// a save that was killed is removed by the next save to the same path.
+    /// Writes the vocabulary as JSON, atomically ([`crate::fs::write_atomic`]: temporary file in
+    /// the same directory, then rename), so a crash never leaves a truncated vocabulary behind;
+    /// a temporary file left by a save that was killed is removed by the next save to the same
+    /// path.
     pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let json = serde_json::to_vec_pretty(self).map_err(|e| DataError::Json {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "vocab.json".to_string());
-        let prefix = format!(".{file_name}.tmp");
-        let own = format!("{prefix}{}", std::process::id());
-        // A save killed midway leaves its temporary file; the next save removes it, so that
-        // crashes never accumulate them (one writer per vocabulary file).
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let pid = name.strip_prefix(&prefix).unwrap_or_default();
-                if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && name != own {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-        let tmp = path.with_file_name(own);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            Ok(())
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(DataError::io(&tmp, e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            DataError::io(path, e)
+        crate::fs::write_atomic_with(path, |w| {
+            w.write_all(&json)?;
+            w.write_all(b"\n")
         })
+        .map_err(|e| DataError::io(path, e))
     }
 
     /// Reads a vocabulary written by [`Vocab::save_json`], validating it (format, reserved

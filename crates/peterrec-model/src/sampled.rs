@@ -1,6 +1,7 @@
-//! Negative sampling for the sampled-softmax pretraining head.
+//! Negative sampling for the sampled-softmax pretraining head; the draws and their
+//! probabilities are [`ItemSampler`]'s.
 
-use rand::Rng;
+use peterrec_data::sampler::ItemSampler;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -33,16 +34,22 @@ impl NegativeSampler {
         self.num_tokens.saturating_sub(self.first_item).max(1)
     }
 
-    /// Probability of drawing `item` in one draw.
-    pub fn probability(&self, item: u32) -> f64 {
-        let n = self.num_items() as f64;
+    /// The sampler of the item range (at least one item).
+    fn items(&self) -> ItemSampler {
+        let range = self.first_item..self.first_item.saturating_add(self.num_items());
         match self.distribution {
-            NegativeDistribution::Uniform => 1.0 / n,
-            NegativeDistribution::LogUniform => {
-                let r = item.saturating_sub(self.first_item) as f64;
-                ((r + 2.0) / (r + 1.0)).ln() / (n + 1.0).ln()
-            }
+            NegativeDistribution::Uniform => ItemSampler::uniform(range),
+            NegativeDistribution::LogUniform => ItemSampler::log_uniform(range),
         }
+        .expect("the item range is not empty")
+    }
+
+    /// Probability of drawing `item` in one draw. A token outside the item range (a reserved
+    /// token, say) is given the probability of the range's nearest item.
+    pub fn probability(&self, item: u32) -> f64 {
+        let items = self.items();
+        let range = items.range();
+        items.probability(item.clamp(range.start, range.end - 1))
     }
 
     /// `log Q(item)`: the log of the expected number of draws of `item` in one batch.
@@ -50,22 +57,9 @@ impl NegativeSampler {
         ((self.num_negatives as f64) * self.probability(item)).ln() as f32
     }
 
-    /// Draws `num_negatives` items.
+    /// Draws `num_negatives` items, with replacement.
     pub fn sample(&self, rng: &mut ChaCha8Rng) -> Vec<u32> {
-        let n = self.num_items();
-        (0..self.num_negatives)
-            .map(|_| {
-                let r = match self.distribution {
-                    NegativeDistribution::Uniform => rng.random_range(0..n),
-                    NegativeDistribution::LogUniform => {
-                        let u: f64 = rng.random();
-                        let r = ((n as f64 + 1.0).ln() * u).exp().floor() as u64;
-                        (r.saturating_sub(1) as u32).min(n - 1)
-                    }
-                };
-                self.first_item + r
-            })
-            .collect()
+        self.items().sample(self.num_negatives, rng)
     }
 }
 

@@ -302,7 +302,7 @@ fn backbone_pretrained_and_task_files_round_trip_bitwise() {
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp"))
+        .filter(|n| peterrec_data::fs::is_temp_name(n) || n.contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_dir_all(dir).ok();

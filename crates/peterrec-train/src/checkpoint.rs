@@ -1,9 +1,10 @@
 //! Crash-safe checkpoint files.
 //!
 //! * [`write_atomic`] / [`write_atomic_with`] write a file so that a reader sees either the old
-//!   content or the new one, never a torn file: the bytes go to a temporary file in the same
-//!   directory, which is flushed to disk (`fsync`), renamed over the target, and the directory
-//!   itself is flushed (on Unix) so the rename survives a power loss.
+//!   content or the new one, never a torn file ([`peterrec_data::fs`], with the errors as
+//!   [`TrainError`]s): the bytes go to a temporary file in the same directory, which is flushed
+//!   to disk (`fsync`), renamed over the target, and the directory itself is flushed (on Unix)
+//!   so the rename survives a power loss.
 //! * [`CheckpointDir`] keeps one immutable directory per saved epoch plus two small pointer
 //!   files, `last.json` and `best.json`, each replaced atomically:
 //!
@@ -21,46 +22,21 @@
 //! [`clean_stale_temp_files`] (called by [`CheckpointDir::open`]) removes leftovers.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use peterrec_data::fs::{is_temp_name, temp_path};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoResultExt, Result, TrainError};
 
 /// Prefix of every temporary file or directory this module creates.
-pub const TEMP_PREFIX: &str = ".peterrec-tmp-";
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh temporary name in `dir` for a file whose final name is `final_name`.
-fn temp_path(dir: &Path, final_name: &str) -> PathBuf {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(
-        "{TEMP_PREFIX}{}-{n}-{final_name}",
-        std::process::id()
-    ))
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
+pub use peterrec_data::fs::TEMP_PREFIX;
 
 /// Flushes a directory entry to disk so that renames inside it are durable (no-op off Unix).
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir).and_then(|d| d.sync_all()).with_path(dir)?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    peterrec_data::fs::sync_dir(dir).with_path(dir)
 }
 
 /// Writes `bytes` to `path` atomically (see the [module docs](self)).
@@ -68,7 +44,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// The parent directory must exist. On error the previous content of `path`, if any, is
 /// untouched and no temporary file is left behind.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |w| w.write_all(bytes))
+    let path = path.as_ref();
+    peterrec_data::fs::write_atomic(path, bytes).with_path(path)
 }
 
 /// Like [`write_atomic`], but the content is produced by `write`, which streams into a
@@ -81,33 +58,7 @@ where
     F: FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 {
     let path = path.as_ref();
-    let name = path
-        .file_name()
-        .ok_or_else(|| {
-            TrainError::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"),
-            )
-        })?
-        .to_string_lossy()
-        .into_owned();
-    let dir = parent_dir(path);
-    let tmp = temp_path(&dir, &name);
-
-    let result = (|| -> std::io::Result<()> {
-        let file = File::options().write(true).create_new(true).open(&tmp)?;
-        let mut w = BufWriter::new(file);
-        write(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(TrainError::io(path, e));
-    }
-    sync_dir(&dir)
+    peterrec_data::fs::write_atomic_with(path, write).with_path(path)
 }
 
 /// Serialises `value` as pretty JSON into `path` atomically.
@@ -138,7 +89,7 @@ pub fn clean_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
     let mut removed = 0;
     for entry in entries {
         let entry = entry.with_path(dir)?;
-        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+        if !is_temp_name(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let p = entry.path();
@@ -478,6 +429,7 @@ impl Drop for CheckpointWriter {
 mod tests {
     use super::*;
     use crate::test_util::TempDir;
+    use std::io::Write;
 
     fn temp_entries(dir: &Path) -> Vec<String> {
         fs::read_dir(dir)

@@ -1,10 +1,10 @@
 //! Evaluation of trained models: next-item ranking, target-item ranking and classification.
 
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use peterrec_data::batch::finetune_rows;
+use burn::tensor::{backend::Backend, Int, Tensor};
+use peterrec_data::batch::{finetune_rows, input_row, input_tensor};
 use peterrec_data::split::NextItemExample;
 use peterrec_data::task::FineTuneExample;
-use peterrec_data::vocab::{NUM_RESERVED, PAD};
+use peterrec_data::vocab::NUM_RESERVED;
 use peterrec_model::{FineTuneModel, HeadKind, NextItNetLM};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,21 +15,13 @@ use crate::metrics::{
     ClassificationReport, RankingMeans, RankingMetrics,
 };
 
-/// The most recent `max_len` items of `seq`, left-padded with PAD, followed by `suffix`.
+/// The most recent `max_len` items of `seq`, left-padded with PAD, followed by `suffix`: the
+/// [`input_row`] of `seq` as `i64` tensor values.
 pub fn left_padded(seq: &[u32], max_len: usize, suffix: &[u32]) -> Vec<i64> {
-    let keep = &seq[seq.len().saturating_sub(max_len)..];
-    let mut row = vec![PAD as i64; max_len - keep.len()];
-    row.extend(keep.iter().map(|&v| v as i64));
-    row.extend(suffix.iter().map(|&v| v as i64));
-    row
-}
-
-/// Builds a `[rows, len]` Int tensor from equal-length rows.
-pub fn int_rows<B: Backend>(rows: Vec<Vec<i64>>, device: &B::Device) -> Tensor<B, 2, Int> {
-    let n = rows.len();
-    let l = rows.first().map_or(0, Vec::len);
-    let flat: Vec<i64> = rows.into_iter().flatten().collect();
-    Tensor::from_data(TensorData::new(flat, [n, l]), device)
+    input_row(seq, max_len, &[], suffix)
+        .into_iter()
+        .map(i64::from)
+        .collect()
 }
 
 /// Options of a ranking evaluation.
@@ -155,11 +147,9 @@ pub fn evaluate_next_item<B: Backend>(
     let specials: Vec<usize> = (0..NUM_RESERVED as usize).collect();
     let mut acc = Accumulator::new(opts);
     for chunk in examples.chunks(opts.batch_size.max(1)) {
-        let rows = chunk
-            .iter()
-            .map(|e| left_padded(&e.history, max_len, &[]))
-            .collect();
-        let scores = model.next_item_logits(int_rows::<B>(rows, device));
+        let histories: Vec<&[u32]> = chunk.iter().map(|e| e.history.as_slice()).collect();
+        let inputs = input_tensor::<B, _>(&histories, max_len, &[], &[], device);
+        let scores = model.next_item_logits(inputs);
         let positives: Vec<usize> = chunk.iter().map(|e| e.target as usize).collect();
         let histories = chunk
             .iter()

@@ -40,7 +40,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
-use rand::seq::SliceRandom;
+use peterrec_data::sampler::ItemSampler;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -246,6 +246,12 @@ pub const SAMPLED_NEGATIVES: usize = 99;
 /// Deterministic for a given generator state: pass a seeded
 /// [`rand_chacha::ChaCha8Rng`] for reproducible evaluation. When fewer than `count` items are
 /// eligible, all of them are returned (in ascending order) and the generator is not used.
+/// The draws are [`ItemSampler::sample_distinct`]'s: rejection sampling when the eligible items
+/// are at least `4 count`, a partial shuffle of them otherwise.
+///
+/// # Panics
+///
+/// If `n_items` exceeds `u32::MAX` (item indices are `u32`).
 pub fn sampled_negatives<R: Rng + ?Sized>(
     rng: &mut R,
     n_items: usize,
@@ -254,33 +260,21 @@ pub fn sampled_negatives<R: Rng + ?Sized>(
     history: &[usize],
     count: usize,
 ) -> Vec<usize> {
-    let excluded: HashSet<usize> = specials
+    let n = u32::try_from(n_items).expect("a catalogue of at most u32::MAX items");
+    let excluded: HashSet<u32> = specials
         .iter()
         .chain(history)
         .chain(std::iter::once(&positive))
-        .copied()
-        .filter(|&i| i < n_items)
+        .filter(|&&i| i < n_items)
+        .map(|&i| i as u32)
         .collect();
-    let eligible = n_items - excluded.len();
-    if eligible <= count {
-        return (0..n_items).filter(|i| !excluded.contains(i)).collect();
-    }
-    if count.saturating_mul(4) <= eligible {
-        // Sparse case: rejection sampling, expected < 4/3 draws per negative.
-        let mut chosen = Vec::with_capacity(count);
-        let mut seen = HashSet::with_capacity(count);
-        while chosen.len() < count {
-            let i = rng.random_range(0..n_items);
-            if !excluded.contains(&i) && seen.insert(i) {
-                chosen.push(i);
-            }
-        }
-        chosen
-    } else {
-        // Dense case: materialise the pool and partially shuffle it.
-        let mut pool: Vec<usize> = (0..n_items).filter(|i| !excluded.contains(i)).collect();
-        let (head, _) = pool.partial_shuffle(rng, count);
-        head.to_vec()
+    match ItemSampler::uniform(0..n) {
+        Ok(items) => items
+            .sample_distinct(count, &excluded, rng)
+            .into_iter()
+            .map(|i| i as usize)
+            .collect(),
+        Err(_) => Vec::new(), // no item at all
     }
 }
 

@@ -37,13 +37,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use burn::tensor::{backend::Backend, Int, Tensor};
-use peterrec_data::vocab::CLS;
+use peterrec_data::batch::{cls_affixes, input_tensor};
 use peterrec_model::finetune::cls_positions;
 use peterrec_model::io::persist::load_backbone;
 use peterrec_model::{content_hash, FineTuneModel, HeadKind, NextItNet, NextItNetConfig, Strategy};
 
 use crate::error::{Result, TrainError};
-use crate::evaluate::{int_rows, left_padded};
 
 /// What a request asks of its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,18 +341,12 @@ impl<B: Backend> TaskServer<B> {
 
     /// The model inputs of the requests at `which`, as in fine-tuning.
     fn rows(&self, requests: &[Request], which: &[usize]) -> Tensor<B, 2, Int> {
-        let rows = which
+        let histories: Vec<&[u32]> = which
             .iter()
-            .map(|&i| {
-                let row = left_padded(&requests[i].history, self.max_len, &[CLS]);
-                if self.backbone.causal() {
-                    row
-                } else {
-                    std::iter::once(CLS as i64).chain(row).collect()
-                }
-            })
+            .map(|&i| requests[i].history.as_slice())
             .collect();
-        int_rows(rows, &self.device)
+        let (prefix, suffix) = cls_affixes(self.backbone.causal());
+        input_tensor(&histories, self.max_len, prefix, suffix, &self.device)
     }
 
     fn scatter(

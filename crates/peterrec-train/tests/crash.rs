@@ -144,7 +144,10 @@ fn check_after_kill(root: &Path, seen: &mut Seen, kill: usize) -> usize {
     }
     // Standalone files: at most the one temporary file the killed writer left, never more.
     for name in [STANDALONE, VOCAB] {
-        let temps = entries_with(root, &format!(".{name}.tmp"));
+        let temps: Vec<String> = entries_with(root, TEMP_PREFIX)
+            .into_iter()
+            .filter(|n| n.ends_with(&format!("-{name}")))
+            .collect();
         assert!(
             temps.len() <= 1,
             "kill {kill}: temporary files accumulate: {temps:?}"

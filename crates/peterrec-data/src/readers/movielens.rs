@@ -9,8 +9,10 @@
 //! | ML-100K `u.user` | `id\|age\|gender\|occupation\|zip` | [`UserProfile`] |
 //! | ML-100K `u.item` | `id\|title\|release\|video release\|url\|` + 19 genre flags | [`Movie`] |
 //!
-//! Profile fields are mapped to class indices while reading (see [`crate::movielens`] for the
-//! class tables): gender F = 0, M = 1; age to the 7 ML-1M buckets; occupation to 0..21.
+//! Profile fields are mapped to class indices while reading, with the class tables of this
+//! module (documented, and re-exported, in [`crate::movielens`]): gender F = 0, M = 1; age to
+//! the 7 ML-1M buckets ([`AGE_BUCKETS`]); occupation to 0..21 ([`ML1M_OCCUPATIONS`],
+//! [`ML100K_OCCUPATIONS`]).
 //!
 //! A user id on a second line of a users file, or a movie id on a second line of a movies file,
 //! is a parse error naming both lines (a user has one profile, a movie one entry). Ratings files
@@ -22,10 +24,119 @@ use std::path::{Path, PathBuf};
 
 use super::{open, Encoding, Line, Lines, Records};
 use crate::error::Result;
-use crate::movielens::{
-    age_bucket_from_ml1m_code, age_bucket_from_years, ml100k_occupation_index, ML100K_GENRES,
-    NUM_OCCUPATIONS,
-};
+
+/// Number of age buckets.
+pub const NUM_AGE_BUCKETS: usize = 7;
+/// Names of the 7 age buckets (ML-1M's ranges).
+pub const AGE_BUCKETS: [&str; NUM_AGE_BUCKETS] = [
+    "Under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+",
+];
+/// ML-1M age codes, by bucket.
+pub const ML1M_AGE_CODES: [u32; NUM_AGE_BUCKETS] = [1, 18, 25, 35, 45, 50, 56];
+/// Number of occupation classes (both data sets).
+pub const NUM_OCCUPATIONS: usize = 21;
+/// ML-1M occupation names, by code (from the ML-1M README).
+pub const ML1M_OCCUPATIONS: [&str; NUM_OCCUPATIONS] = [
+    "other or not specified",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+];
+/// ML-100K occupation words, by class (the order of `u.occupation`).
+pub const ML100K_OCCUPATIONS: [&str; NUM_OCCUPATIONS] = [
+    "administrator",
+    "artist",
+    "doctor",
+    "educator",
+    "engineer",
+    "entertainment",
+    "executive",
+    "healthcare",
+    "homemaker",
+    "lawyer",
+    "librarian",
+    "marketing",
+    "none",
+    "other",
+    "programmer",
+    "retired",
+    "salesman",
+    "scientist",
+    "student",
+    "technician",
+    "writer",
+];
+/// ML-100K genre names, by flag position in `u.item` (the order of `u.genre`).
+pub const ML100K_GENRES: [&str; 19] = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+];
+/// Gender class names.
+pub const GENDERS: [&str; 2] = ["F", "M"];
+
+/// Age bucket of an ML-1M age code (1, 18, 25, 35, 45, 50, 56); `None` for other values.
+pub fn age_bucket_from_ml1m_code(code: u32) -> Option<u32> {
+    ML1M_AGE_CODES
+        .iter()
+        .position(|&c| c == code)
+        .map(|k| k as u32)
+}
+
+/// Age bucket of an age in years: `<18` → 0, 18-24 → 1, 25-34 → 2, 35-44 → 3, 45-49 → 4,
+/// 50-55 → 5, 56+ → 6.
+pub fn age_bucket_from_years(years: u32) -> u32 {
+    match years {
+        0..=17 => 0,
+        18..=24 => 1,
+        25..=34 => 2,
+        35..=44 => 3,
+        45..=49 => 4,
+        50..=55 => 5,
+        _ => 6,
+    }
+}
+
+/// Class of an ML-100K occupation word (see [`ML100K_OCCUPATIONS`]).
+pub fn ml100k_occupation_index(word: &str) -> Option<u32> {
+    ML100K_OCCUPATIONS
+        .iter()
+        .position(|&w| w == word)
+        .map(|k| k as u32)
+}
 
 /// One rating event, from ML-1M `ratings.dat` or ML-100K `u.data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,7 +181,7 @@ pub struct UserProfile {
     pub age: u32,
     /// Age bucket class 0..7 (`<18`, 18-24, 25-34, 35-44, 45-49, 50-55, 56+).
     pub age_bucket: u32,
-    /// Occupation class 0..21 (ML-1M code, or ML-100K word index; see [`crate::movielens`]).
+    /// Occupation class 0..21 (ML-1M code, or ML-100K word index; see [`ML100K_OCCUPATIONS`]).
     pub occupation: u32,
     /// Zip code, verbatim.
     pub zip: String,
@@ -310,4 +421,32 @@ pub fn read_ml100k_users(path: impl AsRef<Path>) -> Result<Vec<UserProfile>> {
 pub fn read_ml100k_movies(path: impl AsRef<Path>) -> Result<Vec<Movie>> {
     let path = path.as_ref();
     ml100k_movies(open(path)?, path).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_buckets() {
+        let codes: Vec<u32> = [1, 18, 25, 35, 45, 50, 56]
+            .iter()
+            .map(|&c| age_bucket_from_ml1m_code(c).unwrap())
+            .collect();
+        assert_eq!(codes, (0..7).collect::<Vec<_>>());
+        assert_eq!(age_bucket_from_ml1m_code(17), None);
+        let years = [7, 17, 18, 24, 25, 34, 35, 44, 45, 49, 50, 55, 56, 73];
+        let b: Vec<u32> = years.iter().map(|&y| age_bucket_from_years(y)).collect();
+        assert_eq!(b, vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]);
+    }
+
+    #[test]
+    fn occupation_words() {
+        assert_eq!(ml100k_occupation_index("administrator"), Some(0));
+        assert_eq!(ml100k_occupation_index("writer"), Some(20));
+        assert_eq!(ml100k_occupation_index("astronaut"), None);
+        let mut sorted = ML100K_OCCUPATIONS;
+        sorted.sort_unstable();
+        assert_eq!(sorted, ML100K_OCCUPATIONS, "alphabetical, as u.occupation");
+    }
 }

@@ -18,8 +18,7 @@
 //! written to a temporary file in the target directory and renamed into place.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -79,57 +78,15 @@ fn checksum(meta: &HashMap<String, String>, tensors: &[NamedTensor]) -> u64 {
     h.finish()
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed and synced, then
-/// renamed over `path`. A crash leaves either the old file or the new one, never half of one;
-/// the temporary file a killed writer leaves behind is removed by the next write to `path`.
+/// Writes `bytes` to `path` atomically ([`peterrec_data::fs::write_atomic`]): a temporary file
+/// beside it, flushed and synced, then renamed over `path`. A crash leaves either the old file or
+/// the new one, never half of one; the temporary file a killed writer leaves behind is removed by
+/// the next write to `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| ModelError::Io {
+    peterrec_data::fs::write_atomic(path, bytes).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let prefix = format!(".{file_name}.tmp-");
-    let own = format!("{prefix}{}", std::process::id());
-    remove_stale_temps(&dir, &prefix, &own);
-    let tmp = dir.join(own);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
-}
-
-/// Removes the temporary files that writers killed mid-save left for the same target (another
-/// process id), so that repeated crashes never accumulate them. One writer per target file.
-fn remove_stale_temps(dir: &Path, prefix: &str, own: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let pid = name.strip_prefix(prefix).unwrap_or_default();
-        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && name != own {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+    })
 }
 
 fn write_file(

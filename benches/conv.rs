@@ -1,6 +1,6 @@
 //! Dilated causal convolution: our matmul form vs Burn's `Conv1d`, on the ndarray backend.
 //!
-//! Issue 3 asks to measure at least two formulations and keep the faster one. Compared here:
+//! Two formulations, timed to keep the faster one in the model crate. Compared here:
 //! - `matmul`: [`DilatedConv1d`] on `[B, L, C]` (left pad by `(k−1)·d`, `k` shifted `narrow`
 //!   slices concatenated on channels, one `Linear(k·C → C)`), the form the model crate uses;
 //! - `conv1d`: `burn::nn::conv::Conv1d` with dilation `d` and explicit causal padding
@@ -16,9 +16,8 @@
 //! Run: `cargo bench --bench conv` (about 5 minutes on 2 cores); the stack at shape B only with
 //! `PETERREC_BENCH_FULL=1` (about 25 minutes in all). Figures: `docs/benchmarks.md`.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "../examples/common/alloc.rs"]
-mod alloc;
+// mimalloc, keeping freed memory (faster steps; see `peterrec_experiments::alloc`).
+peterrec_experiments::global_mimalloc!();
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -217,7 +216,7 @@ where
 }
 
 fn bench_conv(c: &mut Criterion) {
-    alloc::keep_freed_memory();
+    peterrec_experiments::alloc::keep_freed_memory();
     for s in &SHAPES {
         check_equivalence(s);
 
@@ -248,7 +247,7 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_stack(c: &mut Criterion) {
-    alloc::keep_freed_memory();
+    peterrec_experiments::alloc::keep_freed_memory();
     let full = std::env::var_os(FULL_ENV).is_some();
     for s in SHAPES.iter().take(if full { SHAPES.len() } else { 1 }) {
         let device = Default::default();

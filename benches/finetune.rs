@@ -1,16 +1,15 @@
 //! One fine-tuning step (forward, backward, Adam) per strategy at shapes A and B: the design
 //! card's "patch vs full fine-tune". `cargo bench --bench finetune`.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "../examples/common/alloc.rs"]
-mod alloc;
+// mimalloc, keeping freed memory (faster steps; see `peterrec_experiments::alloc`).
+peterrec_experiments::global_mimalloc!();
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use peterrec::bench::{FineTuneStep, SHAPE_A, SHAPE_B};
 use peterrec::model::{Insertion, Strategy};
 use peterrec::train::CpuAutodiff;
+use peterrec_experiments::bench::{FineTuneStep, SHAPE_A, SHAPE_B};
 
 fn strategies() -> [Strategy; 5] {
     [
@@ -27,7 +26,7 @@ fn strategies() -> [Strategy; 5] {
 }
 
 fn finetune(c: &mut Criterion) {
-    alloc::keep_freed_memory();
+    peterrec_experiments::alloc::keep_freed_memory();
     let device = Default::default();
     for shape in [SHAPE_A, SHAPE_B] {
         let mut group = c.benchmark_group(format!("finetune/{}", shape.name));

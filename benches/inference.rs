@@ -1,18 +1,17 @@
 //! Top-10 next items for a batch of users and for a single user, at shapes A and B.
 //! `cargo bench --bench inference`.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "../examples/common/alloc.rs"]
-mod alloc;
+// mimalloc, keeping freed memory (faster steps; see `peterrec_experiments::alloc`).
+peterrec_experiments::global_mimalloc!();
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use peterrec::bench::{InferStep, SHAPE_A, SHAPE_B};
 use peterrec::train::Cpu;
+use peterrec_experiments::bench::{InferStep, SHAPE_A, SHAPE_B};
 
 fn inference(c: &mut Criterion) {
-    alloc::keep_freed_memory();
+    peterrec_experiments::alloc::keep_freed_memory();
     let device = Default::default();
     for shape in [SHAPE_A, SHAPE_B] {
         let mut group = c.benchmark_group(format!("inference/{}", shape.name));

@@ -2,18 +2,17 @@
 //! sampled-softmax head (1,024 log-uniform negatives), at shapes A and B.
 //! `cargo bench --bench pretrain`.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "../examples/common/alloc.rs"]
-mod alloc;
+// mimalloc, keeping freed memory (faster steps; see `peterrec_experiments::alloc`).
+peterrec_experiments::global_mimalloc!();
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use peterrec::bench::{PretrainStep, SHAPE_A, SHAPE_B};
 use peterrec::train::CpuAutodiff;
+use peterrec_experiments::bench::{PretrainStep, SHAPE_A, SHAPE_B};
 
 fn pretrain(c: &mut Criterion) {
-    alloc::keep_freed_memory();
+    peterrec_experiments::alloc::keep_freed_memory();
     let device = Default::default();
     for shape in [SHAPE_A, SHAPE_B] {
         let mut group = c.benchmark_group(format!("pretrain/{}", shape.name));

@@ -8,9 +8,8 @@
 //! 200th item into a [`StreamModel`] state holding the first 199 and reads the scores at `[CLS]`
 //! (the state is cloned each iteration, which is part of the measured cost).
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "../examples/common/alloc.rs"]
-mod alloc;
+// mimalloc, keeping freed memory (faster steps; see `peterrec_experiments::alloc`).
+peterrec_experiments::global_mimalloc!();
 
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ const HISTORY: usize = 200;
 const CLS: u32 = 2;
 
 fn streaming(c: &mut Criterion) {
-    alloc::keep_freed_memory();
+    peterrec_experiments::alloc::keep_freed_memory();
     let device = Default::default();
     for channels in [64, 256] {
         let config = NextItNetConfig::new(10_000, channels, vec![1, 4, 1, 4, 1, 4, 1, 4]);

@@ -2,10 +2,10 @@
 //! percentiles, then the same figures as one JSON line.
 //!
 //! ```text
-//! cargo run --release --example data_stats -- --format ml-1m --path ../shared/data/ml-1m
-//! cargo run --release --example data_stats -- --format ml-100k --path ../shared/data/ml-100k
-//! cargo run --release --example data_stats -- --format sequences --path ../shared/data/amazon/Beauty.txt
-//! cargo run --release --example data_stats -- --format peterrec --path ../shared/data/peterrec-demo
+//! cargo run --release --example data_stats -- --format ml-1m --path $PETERREC_DATA/ml-1m
+//! cargo run --release --example data_stats -- --format ml-100k --path $PETERREC_DATA/ml-100k
+//! cargo run --release --example data_stats -- --format sequences --path $PETERREC_DATA/amazon/Beauty.txt
+//! cargo run --release --example data_stats -- --format peterrec --path $PETERREC_DATA/peterrec-demo
 //! cargo run --release --example data_stats -- --format csv --path interactions.csv
 //! ```
 
@@ -16,7 +16,7 @@ use clap::{Parser, ValueEnum};
 use peterrec_data::movielens::MovieLens;
 use peterrec_data::readers::csv::{group_by_user, read_interactions};
 use peterrec_data::readers::peterrec::{read_finetune_file, read_pretrain_file};
-use peterrec_data::readers::sequences::read_sequence_file;
+use peterrec_data::readers::sequences::{read_sequence_file, RawSequence};
 use peterrec_data::sequence::{build_vocab_and_encode, SequenceStats};
 use peterrec_data::task::demo::DEMO_PRETRAIN_FILE;
 use peterrec_data::{DataError, UserSequence};
@@ -60,58 +60,41 @@ struct Report<'a> {
     stats: SequenceStats,
 }
 
+/// The users' sequences: MovieLens as its own loader builds them, the other formats as raw
+/// `(user, items)` encoded with a fresh vocabulary.
 fn sequences(format: Format, path: &Path) -> Result<Vec<UserSequence>, DataError> {
-    Ok(match format {
-        Format::Ml1m => MovieLens::load_1m(path)?.pretraining(1).1,
-        Format::Ml100k => MovieLens::load_100k(path)?.pretraining(1).1,
-        Format::Sequences => {
-            let raw = read_sequence_file(path)?;
-            build_vocab_and_encode(raw.iter().map(|s| (s.user.clone(), s.items.as_slice()))).1
-        }
+    let users = |raw: Vec<RawSequence>| raw.into_iter().map(|s| (s.user, s.items)).collect();
+    let raw: Vec<(String, Vec<String>)> = match format {
+        Format::Ml1m => return Ok(MovieLens::load_1m(path)?.pretraining(1).1),
+        Format::Ml100k => return Ok(MovieLens::load_100k(path)?.pretraining(1).1),
+        Format::Sequences => users(read_sequence_file(path)?),
+        Format::Csv => users(group_by_user(read_interactions(path)?)),
         Format::Peterrec => {
             let file = if path.is_dir() {
                 path.join(DEMO_PRETRAIN_FILE)
             } else {
                 path.to_path_buf()
             };
+            let text = std::fs::read_to_string(&file).map_err(|e| DataError::io(&file, e))?;
             // A fine-tuning file (`seq,,targets`) is recognised by its first line.
-            let first = std::fs::read_to_string(&file)
-                .map_err(|e| DataError::io(&file, e))?
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .is_some_and(|l| l.contains(",,"));
-            if first {
-                let raw = read_finetune_file(&file)?;
-                build_vocab_and_encode(raw.iter().map(|s| (s.line.to_string(), s.items.as_slice())))
-                    .1
+            let first = text.lines().find(|l| !l.trim().is_empty());
+            if first.is_some_and(|l| l.contains(",,")) {
+                let lines = read_finetune_file(&file)?.into_iter();
+                lines.map(|s| (s.line.to_string(), s.items)).collect()
             } else {
-                let raw = read_pretrain_file(&file)?;
-                build_vocab_and_encode(raw.iter().map(|s| (s.line.to_string(), s.items.as_slice())))
-                    .1
+                let lines = read_pretrain_file(&file)?.into_iter();
+                lines.map(|s| (s.line.to_string(), s.items)).collect()
             }
         }
-        Format::Csv => {
-            let raw = group_by_user(read_interactions(path)?);
-            build_vocab_and_encode(raw.iter().map(|s| (s.user.clone(), s.items.as_slice()))).1
-        }
-    })
+    };
+    Ok(build_vocab_and_encode(raw.iter().map(|(u, items)| (u.clone(), items.as_slice()))).1)
 }
 
-fn main() -> ExitCode {
+fn real_main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let seqs = match sequences(args.format, &args.path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let stats = SequenceStats::compute(&seqs);
-    let format = args
-        .format
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default();
+    let stats = SequenceStats::compute(&sequences(args.format, &args.path)?);
+    let format = args.format.to_possible_value().expect("no skipped value");
+    let format = format.get_name();
     println!("data set      {} ({format})", args.path.display());
     println!("users         {}", stats.users);
     println!("items         {}", stats.items);
@@ -120,16 +103,19 @@ fn main() -> ExitCode {
         "seq length    min {}  p50 {}  p90 {}  p99 {}  max {}",
         stats.min_len, stats.p50, stats.p90, stats.p99, stats.max_len
     );
+    let path = args.path.display().to_string();
     let report = Report {
-        format: &format,
-        path: args.path.display().to_string(),
+        format,
+        path,
         stats,
     };
-    match serde_json::to_string(&report) {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

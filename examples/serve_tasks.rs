@@ -111,7 +111,7 @@ struct TaskEntry {
 
 /// Current resident memory of this process in MiB (Linux `VmRSS`), or 0 where unknown.
 fn rss_mib() -> f64 {
-    peterrec::bench::proc_status_mib("VmRSS")
+    peterrec_experiments::bench::proc_status_mib("VmRSS")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

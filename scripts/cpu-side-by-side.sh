@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Side-by-side CPU step times: the PyTorch port (shared/bench/nextitnet_torch.py) and ours on the
-# NdArray and Flex backends, alternately in one session, 2 threads each, one JSON line per run.
+# Side-by-side CPU step times: the PyTorch port (nextitnet_torch.py) and ours (the `bench_step`
+# binary of peterrec-experiments) on the NdArray and Flex backends, alternately in one session,
+# 2 threads each, one JSON line per run.
 #
 # usage: scripts/cpu-side-by-side.sh [a|b|ab] > results.jsonl
-#   PY=/tmp/torch-venv/bin/python (see shared/bench/README.md for the venv)
+#   PY=/tmp/torch-venv/bin/python (the venv is described in the README beside the port)
+#   TORCH_PORT=path/to/nextitnet_torch.py (default: the shared checkout's bench/ beside this repo)
 #   Builds `bench_step` with `--features flex` first. ROUNDS (default 2) repeats every line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=${1:-ab}
 PY=${PY:-/tmp/torch-venv/bin/python}
-TORCH="$PY ../shared/bench/nextitnet_torch.py"
+TORCH="$PY ${TORCH_PORT:-../shared/bench/nextitnet_torch.py}"
 ROUNDS=${ROUNDS:-2}
-cargo build --release --features flex --example bench_step >&2
-BS=target/release/examples/bench_step
+cargo build --release -p peterrec-experiments --features flex --bin bench_step >&2
+BS=target/release/bench_step
 export OMP_NUM_THREADS=2 RAYON_NUM_THREADS=2
 
 run() { echo "# $*" >&2; "$@" 2>/dev/null | grep '^{' || echo '{"failed":"'"$*"'"}'; }

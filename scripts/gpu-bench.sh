@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU benchmark run (issue 4): builds with CUDA and prints one JSON line per measurement.
+# GPU benchmark run: builds with CUDA and prints one JSON line per measurement.
 #
 # usage: scripts/gpu-bench.sh [DATA_DIR]
 #   DATA_DIR (or $PETERREC_DATA) holds ml-1m/; without it the ML-1M pretraining is skipped with a
@@ -11,8 +11,9 @@ DATA=${1:-${PETERREC_DATA:-}}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-time cargo build --release --features cuda --example bench_step --example nextitem
-BS=target/release/examples/bench_step
+time cargo build --release -p peterrec-experiments --features cuda --bin bench_step
+time cargo build --release --features cuda --example nextitem
+BS=target/release/bench_step
 for shape in a b; do
   steps=20; [ "$shape" = b ] && steps=10
   $BS --device "$DEVICE" --shape $shape --mode pretrain --warmup 3 --steps $steps

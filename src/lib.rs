@@ -8,8 +8,6 @@
 //! - [`model`] (`peterrec-model`): backbone, model patches, heads, strategies, persistence;
 //! - [`train`] (`peterrec-train`): training loops, metrics, checkpoints, backend selection.
 
-pub mod bench;
-
 pub use peterrec_data as data;
 pub use peterrec_model as model;
 pub use peterrec_train as train;

@@ -56,7 +56,10 @@ fn with_version(from: &Path, to: &Path, version: Option<&str>) {
 fn version_1_files_still_load() {
     let device = Default::default();
     if std::env::var_os("PETERREC_WRITE_FIXTURES").is_some() {
-        assert_eq!(FORMAT_VERSION, 1, "keep the v1 fixtures; add new ones for the new version");
+        assert_eq!(
+            FORMAT_VERSION, 1,
+            "keep the v1 fixtures; add new ones for the new version"
+        );
         let backbone = config().init::<B>(&device);
         save_backbone(&backbone, fixture("v1-backbone.safetensors")).unwrap();
         let task = finetune_config().init(backbone, &device).unwrap();
@@ -64,8 +67,7 @@ fn version_1_files_still_load() {
     }
     let backbone = load_backbone::<B>(fixture("v1-backbone.safetensors"), &device).unwrap();
     assert_eq!(backbone.config(), &config());
-    let task =
-        FineTuneModel::load_task(backbone, fixture("v1-task.safetensors"), &device).unwrap();
+    let task = FineTuneModel::load_task(backbone, fixture("v1-task.safetensors"), &device).unwrap();
     assert_eq!(task.meta.finetune, finetune_config());
     let tokens = Tensor::<B, 2, Int>::from_ints([[4, 5, 6, 3]], &device);
     let logits = task.forward(tokens).into_data().to_vec::<f32>().unwrap();

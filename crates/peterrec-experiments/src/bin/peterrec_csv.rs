@@ -1,9 +1,9 @@
 //! Pretraining and PeterRec fine-tuning on files in the original PeterRec CSV format.
 //!
 //! ```text
-//! cargo run --release --example peterrec_csv -- \
-//!     --pretrain ../shared/data/peterrec-demo/history_sequences_20181014_fajie_transfer_pretrain_small.csv \
-//!     --finetune ../shared/data/peterrec-demo/history_sequences_20181014_fajie_transfer_finetune_small.csv \
+//! cargo run --release -p peterrec-experiments --bin peterrec_csv -- \
+//!     --pretrain $PETERREC_DATA/peterrec-demo/history_sequences_20181014_fajie_transfer_pretrain_small.csv \
+//!     --finetune $PETERREC_DATA/peterrec-demo/history_sequences_20181014_fajie_transfer_finetune_small.csv \
 //!     --out-dir /tmp/peterrec-demo
 //! ```
 //!
@@ -20,10 +20,6 @@
 //! (`backbone.safetensors`), the task file (`task.safetensors`), the vocabulary (`vocab.json`)
 //! and the report (`report.json`). Ends with one JSON line.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "common/alloc.rs"]
-mod alloc;
-
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,19 +28,24 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
-use peterrec::data::batch::SeqObjective;
-use peterrec::data::split::{leave_one_out, SplitConfig};
-use peterrec::data::task::demo::{peterrec_task, DemoTaskConfig};
-use peterrec::data::{TaskBundle, UnseenPolicy};
-use peterrec::model::{
+use peterrec_data::batch::SeqObjective;
+use peterrec_data::split::{leave_one_out, SplitConfig};
+use peterrec_data::task::demo::{peterrec_task, DemoTaskConfig};
+use peterrec_data::{TaskBundle, UnseenPolicy};
+use peterrec_experiments::alloc;
+use peterrec_experiments::cli::RunArgs;
+use peterrec_model::{
     save_pretrained, FineTuneConfig, HeadKind, NextItNetConfig, ParamReport, Strategy,
 };
-use peterrec::train::checkpoint::write_json_atomic;
-use peterrec::train::{
-    check_device, evaluate_next_item, finetune, pretrain, with_backend, DeviceChoice, FineTuneLoss,
+use peterrec_train::checkpoint::write_json_atomic;
+use peterrec_train::{
+    check_device, evaluate_next_item, finetune, pretrain, with_backend, FineTuneLoss,
     FineTuneTrainConfig, PretrainConfig, RankingOptions, TaskEvaluation, TrainConfig,
 };
 use serde_json::{json, Map, Value};
+
+// mimalloc, keeping freed memory (faster steps; see the module).
+peterrec_experiments::global_mimalloc!();
 
 type AnyError = Box<dyn Error>;
 
@@ -100,18 +101,12 @@ struct Args {
     /// Drop fine-tuning items missing from the pretraining vocabulary (default: map them to UNK).
     #[arg(long)]
     drop_unseen: bool,
-    /// Seed of initialisation, shuffling, sampling and the user split.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Device: `cpu`, `flex`, `cuda` or `cuda:N` (`flex` and CUDA need a build with `--features flex` / `cuda`).
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
     /// Save backbone.safetensors, task.safetensors, vocab.json and report.json here.
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Hide the progress bars.
-    #[arg(long)]
-    quiet: bool,
+    // --seed, --device and --quiet.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 fn ranking(seed: u64) -> RankingOptions {
@@ -129,7 +124,7 @@ fn run<B: AutodiffBackend>(
 ) -> Result<Map<String, Value>, AnyError> {
     let mut out = Map::new();
     let config = NextItNetConfig::new(bundle.vocab.len(), args.channels, args.dilations.clone())
-        .with_seed(args.seed);
+        .with_seed(args.run.seed);
     config.validate()?;
     let split = leave_one_out(&bundle.pretrain);
     let train = |epochs: usize, lr: f64| TrainConfig {
@@ -138,8 +133,8 @@ fn run<B: AutodiffBackend>(
         lr,
         max_len: args.max_len,
         patience: args.patience,
-        seed: args.seed,
-        quiet: args.quiet,
+        seed: args.run.seed,
+        quiet: args.run.quiet,
         ..TrainConfig::default()
     };
 
@@ -151,7 +146,7 @@ fn run<B: AutodiffBackend>(
         sampled: None,
         ranking: RankingOptions {
             sampled: false,
-            ..ranking(args.seed)
+            ..ranking(args.run.seed)
         },
         windows: false,
     };
@@ -160,7 +155,7 @@ fn run<B: AutodiffBackend>(
         &lm.valid(),
         &split.test,
         args.max_len,
-        &ranking(args.seed),
+        &ranking(args.run.seed),
         &device,
     );
     println!(
@@ -184,13 +179,13 @@ fn run<B: AutodiffBackend>(
         outputs: bundle.task.num_outputs(),
     };
     let model = FineTuneConfig::new(args.strategy, head)
-        .with_seed(args.seed)
+        .with_seed(args.run.seed)
         .init(lm.backbone.clone(), &device)?;
     let params = ParamReport::of(&model);
     let cfg = FineTuneTrainConfig {
         train: train(args.finetune_epochs, args.finetune_lr),
         loss: args.loss,
-        ranking: ranking(args.seed),
+        ranking: ranking(args.run.seed),
     };
     let (tuned, report) = finetune(model, &bundle.task, &cfg, &device)?;
     let TaskEvaluation::Ranking(test) = &report.test else {
@@ -255,11 +250,11 @@ fn run<B: AutodiffBackend>(
 fn real_main() -> Result<(), AnyError> {
     let start = Instant::now();
     let args = Args::parse();
-    check_device(args.device)?;
+    check_device(args.run.device)?;
     let [train, valid] = args.split[..] else {
         return Err("--split takes two fractions: TRAIN,VALID".into());
     };
-    let split = SplitConfig::fractions(train, valid, args.seed);
+    let split = SplitConfig::fractions(train, valid, args.run.seed);
     split.validate()?;
     let cfg = DemoTaskConfig {
         split,
@@ -285,7 +280,8 @@ fn real_main() -> Result<(), AnyError> {
         bundle.task.test.len(),
         bundle.unseen
     );
-    let mut out = with_backend!(args.device, |B, device| run::<B>(&args, &bundle, device))??;
+    let device = args.run.device;
+    let mut out = with_backend!(device, |B, device| run::<B>(&args, &bundle, device))??;
     out.insert("task".into(), json!(bundle.task.name));
     out.insert("strategy".into(), json!(args.strategy.to_string()));
     out.insert(
@@ -311,8 +307,8 @@ fn real_main() -> Result<(), AnyError> {
             "finetune_max_epochs": args.finetune_epochs,
             "patience": args.patience,
             "split": args.split,
-            "seed": args.seed,
-            "device": args.device.to_string(),
+            "seed": args.run.seed,
+            "device": args.run.device.to_string(),
         }),
     );
     let line = Value::Object(out);

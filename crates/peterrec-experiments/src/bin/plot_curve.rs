@@ -2,8 +2,8 @@
 //! JSON-lines metrics logs (`--log` of `nextitem`, `movielens`, ...) into a PNG file.
 //!
 //! ```text
-//! cargo run --release --example nextitem -- --format ml-1m --path ../shared/data/ml-1m --log /tmp/a.jsonl
-//! cargo run --release --example plot_curve -- --log "run a=/tmp/a.jsonl" --out docs/curve.png
+//! cargo run --release --example nextitem -- --format ml-1m --path $PETERREC_DATA/ml-1m --log /tmp/a.jsonl
+//! cargo run --release -p peterrec-experiments --bin plot_curve -- --log "run a=/tmp/a.jsonl" --out docs/curve.png
 //! ```
 //!
 //! Each `--log` is `LABEL=PATH` (or just `PATH`, labelled by its file name; a path holding `=`
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use peterrec::train::log::read_json_lines;
+use peterrec_train::log::read_json_lines;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use serde::Deserialize;
@@ -65,13 +65,13 @@ struct Args {
     font: PathBuf,
 }
 
-/// The part of a metrics-log line this example reads.
+/// The part of a metrics-log line this program reads.
 #[derive(Debug, Deserialize)]
 struct Line {
     record: Record,
 }
 
-/// One evaluation of a run (a subset of `peterrec::train::EpochRecord`).
+/// One evaluation of a run (a subset of `peterrec_train::EpochRecord`).
 #[derive(Debug, Deserialize)]
 struct Record {
     epoch: usize,

@@ -1,21 +1,24 @@
-//! Times single steps, for side-by-side runs with `shared/bench/nextitnet_torch.py`.
+//! Times single steps, for side-by-side runs with the PyTorch port (`nextitnet_torch.py`;
+//! `scripts/cpu-side-by-side.sh` runs both).
 //!
 //! ```text
-//! cargo run --release --example bench_step -- --shape a --mode finetune --strategy peterrec-serial --steps 20
+//! cargo run --release -p peterrec-experiments --bin bench_step -- --shape a --mode finetune --strategy peterrec-serial --steps 20
+//! cargo run --release -p peterrec-experiments --features flex --bin bench_step -- --shape a --mode pretrain --device flex
 //! ```
 //! Runs `--warmup` untimed steps, then `--steps` timed ones, and ends with one JSON line
 //! `{"shape":..,"mode":..,"strategy":..,"ms_per_step_median":..,"seqs_per_sec":..,"peak_rss_mib":..}`.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
-#[path = "common/alloc.rs"]
-mod alloc;
-
 use std::time::Instant;
 
 use clap::Parser;
-use peterrec::bench::{FineTuneStep, InferStep, PretrainStep, Shape};
-use peterrec::model::Strategy;
-use peterrec::train::{DeviceChoice, TrainError};
+use peterrec_experiments::alloc;
+use peterrec_experiments::bench::{proc_status_mib, FineTuneStep, InferStep, PretrainStep, Shape};
+use peterrec_experiments::cli::DeviceArgs;
+use peterrec_model::Strategy;
+use peterrec_train::{run_on, BackendTask};
+
+// mimalloc, keeping freed memory (faster steps; see the module).
+peterrec_experiments::global_mimalloc!();
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -45,14 +48,14 @@ struct Args {
     /// Timed steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// `cpu`, `flex` (Burn's Flex CPU backend, needs `--features flex`) or `cuda[:N]` (needs `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    // --device.
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), or 0 where unknown.
 fn peak_rss_mib() -> f64 {
-    peterrec::bench::proc_status_mib("VmHWM")
+    proc_status_mib("VmHWM")
 }
 
 fn time_steps(warmup: usize, steps: usize, mut step: impl FnMut()) -> Vec<f64> {
@@ -73,7 +76,7 @@ struct Run {
     shape: Shape,
 }
 
-impl peterrec::train::BackendTask for Run {
+impl BackendTask for Run {
     type Output = (Vec<f64>, usize);
 
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
@@ -123,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shape = Shape::parse(&args.shape)
         .ok_or_else(|| format!("unknown shape `{}` (a or b)", args.shape))?;
     let strategy: Strategy = args.strategy.parse()?;
-    let device: DeviceChoice = args.device.parse().map_err(TrainError::from)?;
+    let device = args.device.device;
     let (mode, steps) = (args.mode.clone(), args.steps);
     let head = match (args.mode.as_str(), args.sampled, args.unfused) {
         ("pretrain", 0, false) => "full-softmax-fused".to_string(),
@@ -131,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("pretrain", n, _) => format!("sampled-softmax-{n}"),
         _ => String::new(),
     };
-    let (mut times, seqs) = peterrec::train::run_on(device, Run { args, shape })?;
+    let (mut times, seqs) = run_on(device, Run { args, shape })?;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     eprintln!(

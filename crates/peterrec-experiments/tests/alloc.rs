@@ -1,10 +1,11 @@
-//! The examples' allocator setting (`examples/common/alloc.rs`) sets mimalloc's purge delay and
-//! nothing else: the option number it uses is the one mimalloc reads as `purge_delay`.
+//! The allocator setting of the experiments, benches and examples (`peterrec_experiments::alloc`)
+//! sets mimalloc's purge delay and nothing else: the option number it uses is the one mimalloc
+//! reads as `purge_delay`.
 
-#[path = "../examples/common/alloc.rs"]
-mod alloc;
+peterrec_experiments::global_mimalloc!();
 
 use libmimalloc_sys::{mi_option_get, mi_option_use_numa_nodes};
+use peterrec_experiments::alloc;
 
 #[test]
 fn keep_freed_memory_sets_the_purge_delay_and_nothing_else() {

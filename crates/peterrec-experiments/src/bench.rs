@@ -1,6 +1,6 @@
-//! Benchmark shapes and single steps, shared by the criterion benches and `examples/bench_step.rs`.
+//! Benchmark shapes and single steps, shared by the criterion benches and the `bench_step` binary.
 //!
-//! The two shapes of issue 4, matching `shared/bench/nextitnet_torch.py`:
+//! The two shapes, the same as the PyTorch port's (`nextitnet_torch.py`) for side-by-side runs:
 //! - **A**: V=10,000, C=64, L=20, B=32, blocks `[1,2,4,8,1,2,4,8]`;
 //! - **B** (the paper): V=50,000, C=256, L=50, B=128, blocks `[1,4,1,4,1,4,1,4]`.
 //!
@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::{
+use peterrec_model::{
     FineTuneConfig, FineTuneModel, FusedAdam, FusedAdamConfig, HeadKind, NegativeDistribution,
     NegativeSampler, NextItNetConfig, NextItNetLM, Strategy,
 };
@@ -233,7 +233,7 @@ impl<B: AutodiffBackend> FineTuneStep<B> {
     /// Trainable parameters: Adam keeps two moments for each, and nothing for frozen ones.
     pub fn trainable_params(&self) -> usize {
         let model = self.model.as_ref().expect("model present");
-        crate::model::ParamReport::of(model).trainable
+        peterrec_model::ParamReport::of(model).trainable
     }
 }
 
@@ -275,7 +275,7 @@ impl<B: Backend> InferStep<B> {
             .convert::<f32>()
             .to_vec()
             .expect("float scores");
-        let top = crate::model::rank::top_k_rows(&scores, v, 10);
+        let top = peterrec_model::rank::top_k_rows(&scores, v, 10);
         top[0].iter().map(|&(i, _)| i as i64).collect()
     }
 }

@@ -1,0 +1,279 @@
+//! The command line of `movielens`: tasks, user split and every training option.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::Parser;
+use peterrec_data::movielens::{ProfileAttribute, Variant};
+use peterrec_experiments::cli::RunArgs;
+use peterrec_model::Strategy;
+use peterrec_train::{FineTuneLoss, LrSchedule};
+
+/// A fine-tuning task of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskName {
+    Gender,
+    Age,
+    Occupation,
+    ColdStart,
+}
+
+impl TaskName {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskName::Gender => "gender",
+            TaskName::Age => "age",
+            TaskName::Occupation => "occupation",
+            TaskName::ColdStart => "cold-start",
+        }
+    }
+
+    pub fn attribute(self) -> Option<ProfileAttribute> {
+        match self {
+            TaskName::Gender => Some(ProfileAttribute::Gender),
+            TaskName::Age => Some(ProfileAttribute::Age),
+            TaskName::Occupation => Some(ProfileAttribute::Occupation),
+            TaskName::ColdStart => None,
+        }
+    }
+}
+
+impl FromStr for TaskName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gender" => Ok(TaskName::Gender),
+            "age" => Ok(TaskName::Age),
+            "occupation" => Ok(TaskName::Occupation),
+            "cold-start" | "coldstart" | "cold_start" => Ok(TaskName::ColdStart),
+            other => Err(format!(
+                "unknown task `{other}` (expected gender, age, occupation or cold-start)"
+            )),
+        }
+    }
+}
+
+/// A user split `TRAIN,VALID` (fractions; the test part is the rest).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitArg(pub f64, pub f64);
+
+impl FromStr for SplitArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let bad = || format!("bad split `{s}` (expected `TRAIN,VALID`, e.g. `0.7,0.1`)");
+        let [a, b] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let (a, b) = (
+            a.parse::<f64>().map_err(|_| bad())?,
+            b.parse::<f64>().map_err(|_| bad())?,
+        );
+        if a <= 0.0 || b <= 0.0 || a + b >= 1.0 {
+            return Err(format!(
+                "split `{s}`: train and validation fractions must be positive and leave a test part"
+            ));
+        }
+        Ok(SplitArg(a, b))
+    }
+}
+
+/// PeterRec and its baselines on MovieLens profile and cold-start tasks.
+#[derive(Debug, Parser)]
+#[command(
+    about = "Pretrain NextItNet on MovieLens, fine-tune every strategy on gender, age, occupation and cold start, print one table"
+)]
+pub struct Args {
+    /// MovieLens directory: ML-1M (ratings.dat, users.dat, movies.dat) or ML-100K (u.data, u.user, u.item).
+    #[arg(long)]
+    pub path: PathBuf,
+    /// Maximum pretraining epochs (per backbone).
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Maximum fine-tuning epochs (per task and strategy).
+    #[arg(long, default_value_t = 5)]
+    pub finetune_epochs: usize,
+    /// Epochs without validation improvement before stopping (pretraining and fine-tuning).
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Channels C.
+    #[arg(long, default_value_t = 64)]
+    pub channels: usize,
+    /// Block dilations, comma separated (block d holds convolutions of dilation d and 2d).
+    #[arg(long, default_value = "1,4,1,4", value_delimiter = ',')]
+    pub dilations: Vec<usize>,
+    /// Most recent items of a fine-tuning input (before `[CLS]`).
+    #[arg(long, default_value_t = 50)]
+    pub max_len: usize,
+    /// Most recent items of a pretraining row and of a next-item evaluation history.
+    #[arg(long, default_value_t = 100)]
+    pub pretrain_max_len: usize,
+    /// Pretraining sequences per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Fine-tuning examples per step.
+    #[arg(long, default_value_t = 64)]
+    pub finetune_batch_size: usize,
+    /// Pretraining Adam learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Pretraining learning-rate schedule: `constant`, `cosine`, `cosine:WARMUP_STEPS` or
+    /// `cosine:WARMUP_STEPS:FINAL_RATIO` (over `--epochs`).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: LrSchedule,
+    /// Pretraining on every window of a long sequence (sub-sequence augmentation), not only
+    /// its most recent `--pretrain-max-len` items.
+    #[arg(long)]
+    pub windows: bool,
+    /// Write the pretraining metrics (one JSON line per epoch) to `<DIR>/<backbone>.jsonl`.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Fine-tuning Adam learning rate.
+    #[arg(long, default_value_t = 5e-3)]
+    pub finetune_lr: f64,
+    /// Pretraining with a sampled softmax of this many shared negatives (default: full softmax).
+    #[arg(long)]
+    pub sampled_negatives: Option<usize>,
+    /// Fine-tune with each of these seeds (head/patch init, shuffling and user split change; the
+    /// backbones are pretrained once with `--seed`); the table reports the mean and the spread.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// User split of the fine-tuning tasks: train and validation fractions (test: the rest).
+    #[arg(long, default_value = "0.7,0.1")]
+    pub split: SplitArg,
+    /// Write the table (JSON) to this file, atomically.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Strategies, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "peterrec-serial,peterrec-parallel,fineall,finecls,finelast-1,scratch"
+    )]
+    pub strategies: Vec<Strategy>,
+    /// Tasks, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "gender,age,occupation,cold-start"
+    )]
+    pub tasks: Vec<TaskName>,
+    /// Cold-start loss: `softmax` (over all target items) or `bce:N` (N sampled negatives).
+    #[arg(long, default_value = "softmax")]
+    pub cold_start_loss: FineTuneLoss,
+    /// Cold start: examples kept per training or validation user (a seeded random subset of the
+    /// user's target movies; the test keeps all); 0 keeps all. Every example repeats the user's
+    /// whole source sequence, so this bounds the cost of a fine-tuning epoch.
+    #[arg(long, default_value_t = 4)]
+    pub cold_start_train_per_user: usize,
+    /// Cache of pretrained backbones: `<name>.safetensors` found here is loaded instead of
+    /// pretrained (its next-item figures are still measured); a missing one is pretrained and
+    /// saved here. For iterating on fine-tuning; a table for the record should pretrain.
+    #[arg(long)]
+    pub backbone_dir: Option<PathBuf>,
+    // --seed, --device and --quiet.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// ML-1M or ML-100K, by the files present.
+pub fn detect(dir: &Path) -> Result<Variant, String> {
+    if dir.join("ratings.dat").is_file() {
+        Ok(Variant::Ml1m)
+    } else if dir.join("u.data").is_file() {
+        Ok(Variant::Ml100k)
+    } else {
+        Err(format!(
+            "{} holds neither ratings.dat (ML-1M) nor u.data (ML-100K)",
+            dir.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_parse_in_any_spelling_of_cold_start() {
+        for (s, t) in [
+            ("gender", TaskName::Gender),
+            (" Age ", TaskName::Age),
+            ("OCCUPATION", TaskName::Occupation),
+            ("cold-start", TaskName::ColdStart),
+            ("coldstart", TaskName::ColdStart),
+            ("cold_start", TaskName::ColdStart),
+        ] {
+            assert_eq!(s.parse::<TaskName>(), Ok(t), "{s}");
+        }
+        assert!("zip".parse::<TaskName>().is_err());
+        assert_eq!(TaskName::ColdStart.name(), "cold-start");
+        assert_eq!(TaskName::ColdStart.attribute(), None);
+        assert_eq!(TaskName::Age.attribute(), Some(ProfileAttribute::Age));
+    }
+
+    #[test]
+    fn splits_need_two_positive_fractions_leaving_a_test_part() {
+        assert_eq!("0.7,0.1".parse::<SplitArg>(), Ok(SplitArg(0.7, 0.1)));
+        assert_eq!(" 0.5 , 0.25".parse::<SplitArg>(), Ok(SplitArg(0.5, 0.25)));
+        for bad in [
+            "0.7",
+            "0.7,0.1,0.2",
+            "a,b",
+            "0,0.1",
+            "0.7,-0.1",
+            "0.9,0.1",
+            "0.8,0.3",
+        ] {
+            assert!(bad.parse::<SplitArg>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_table() {
+        let a = Args::try_parse_from(["movielens", "--path", "d"]).unwrap();
+        assert_eq!((a.epochs, a.finetune_epochs, a.patience), (5, 5, 3));
+        assert_eq!(a.dilations, [1, 4, 1, 4]);
+        assert_eq!(a.split, SplitArg(0.7, 0.1));
+        assert_eq!(a.strategies.len(), 6);
+        let tasks = [
+            TaskName::Gender,
+            TaskName::Age,
+            TaskName::Occupation,
+            TaskName::ColdStart,
+        ];
+        assert_eq!(a.tasks, tasks);
+        assert_eq!((a.run.seed, a.run.quiet), (0, false));
+        assert_eq!(a.cold_start_train_per_user, 4);
+        let a = Args::try_parse_from([
+            "movielens",
+            "--path",
+            "d",
+            "--seeds",
+            "0,1,2",
+            "--tasks",
+            "age",
+            "--seed",
+            "3",
+            "--quiet",
+        ])
+        .unwrap();
+        assert_eq!(a.seeds, Some(vec![0, 1, 2]));
+        assert_eq!(a.tasks, [TaskName::Age]);
+        assert_eq!((a.run.seed, a.run.quiet), (3, true));
+    }
+
+    #[test]
+    fn the_release_is_detected_by_its_files() {
+        let dir = std::env::temp_dir().join(format!("peterrec-detect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(detect(&dir).is_err());
+        std::fs::write(dir.join("u.data"), "").unwrap();
+        assert_eq!(detect(&dir), Ok(Variant::Ml100k));
+        std::fs::write(dir.join("ratings.dat"), "").unwrap();
+        assert_eq!(detect(&dir), Ok(Variant::Ml1m));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

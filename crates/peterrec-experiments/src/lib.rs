@@ -1,0 +1,21 @@
+//! # peterrec-experiments
+//!
+//! The experiment programs of peterrec, kept out of the published crates and of `examples/`:
+//! - `movielens`: the transfer table (every fine-tuning strategy on the MovieLens profile and
+//!   cold-start tasks, with baselines; `docs/results.md`);
+//! - `peterrec_csv`: pretraining and fine-tuning on files in the original PeterRec CSV format;
+//! - `bench_step`: timed single steps at the benchmark shapes, for side-by-side runs with the
+//!   PyTorch port (`scripts/cpu-side-by-side.sh`, `docs/benchmarks.md`);
+//! - `plot_curve`: learning curves from the training programs' metrics logs, as a PNG.
+//!
+//! Run them with `cargo run --release -p peterrec-experiments --bin NAME -- ...` (add
+//! `--features flex` or `--features cuda` for those backends). This library holds what they and
+//! the root crate's criterion benches share.
+
+#![warn(missing_docs)]
+
+pub mod alloc;
+pub mod baselines;
+pub mod bench;
+pub mod cli;
+pub mod stats;

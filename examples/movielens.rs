@@ -3,11 +3,11 @@
 //! gender, age, occupation and cold-start tasks, and prints one table.
 //!
 //! ```text
-//! cargo run --release --example movielens -- --path ../shared/data/ml-1m --out table.json
-//! cargo run --release --example movielens -- --path ../shared/data/ml-1m --epochs 1 --finetune-epochs 1 --out /tmp/r.json
-//! cargo run --release --example movielens -- --path ../shared/data/ml-100k --tasks gender,cold-start --strategies peterrec-serial,finecls
+//! cargo run --release --example movielens -- --path $PETERREC_DATA/ml-1m --out table.json
+//! cargo run --release --example movielens -- --path $PETERREC_DATA/ml-1m --epochs 1 --finetune-epochs 1 --out /tmp/r.json
+//! cargo run --release --example movielens -- --path $PETERREC_DATA/ml-100k --tasks gender,cold-start --strategies peterrec-serial,finecls
 //! # the run of docs/results.md (about 25 minutes on 2 shared cores):
-//! cargo run --release --example movielens -- --path ../shared/data/ml-1m --epochs 4 --pretrain-max-len 50 \
+//! cargo run --release --example movielens -- --path $PETERREC_DATA/ml-1m --epochs 4 --pretrain-max-len 50 \
 //!     --batch-size 64 --lr 2e-3 --finetune-epochs 3 --finetune-lr 5e-3 --cold-start-train-per-user 2 --out results-ml1m.json
 //! ```
 //! The release (ML-1M or ML-100K) is detected by the files in `--path`.
@@ -63,7 +63,7 @@ use peterrec::model::{
     NegativeSampler, NextItNetConfig, NextItNetLM, ParamReport, Strategy,
 };
 use peterrec::train::checkpoint::write_json_atomic;
-use peterrec::train::metrics::{full_rank, RankingMetrics};
+use peterrec::train::eval::{full_rank, RankingMetrics};
 use peterrec::train::{
     check_device, evaluate_next_item, finetune, pretrain, with_backend, DeviceChoice, FineTuneLoss,
     FineTuneTrainConfig, LrSchedule, PretrainConfig, PretrainReport, RankingOptions, RankingReport,
@@ -369,11 +369,9 @@ struct Outcome {
 }
 
 fn ranking(seed: u64) -> RankingOptions {
-    RankingOptions {
-        ks: vec![1, 5, 10, 20],
-        seed,
-        ..RankingOptions::default()
-    }
+    RankingOptions::new()
+        .with_ks(vec![1, 5, 10, 20])
+        .with_seed(seed)
 }
 
 /// Pretrains a fresh backbone on `split` (leave-last-out, early stopping on validation NDCG@10).
@@ -396,35 +394,32 @@ fn pretrain_lm<B: AutodiffBackend>(
         args.pretrain_max_len,
         args.epochs
     );
-    let cfg = PretrainConfig {
-        train: TrainConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            lr: args.lr,
-            lr_schedule: args.lr_schedule,
-            max_len: args.pretrain_max_len,
-            patience: args.patience,
-            seed: args.seed,
-            quiet: args.quiet,
-            log_path: args
-                .log_dir
-                .as_ref()
-                .map(|d| d.join(format!("{name}.jsonl"))),
-            ..TrainConfig::default()
-        },
-        objective: SeqObjective::NextItem,
-        sampled: args.sampled_negatives.map(|n| NegativeSampler {
+    let cfg = PretrainConfig::new()
+        .with_train(
+            TrainConfig::new()
+                .with_epochs(args.epochs)
+                .with_batch_size(args.batch_size)
+                .with_lr(args.lr)
+                .with_lr_schedule(args.lr_schedule)
+                .with_max_len(args.pretrain_max_len)
+                .with_patience(args.patience)
+                .with_seed(args.seed)
+                .with_quiet(args.quiet)
+                .with_log_path(
+                    args.log_dir
+                        .as_ref()
+                        .map(|d| d.join(format!("{name}.jsonl"))),
+                ),
+        )
+        .with_objective(SeqObjective::NextItem)
+        .with_sampled(args.sampled_negatives.map(|n| NegativeSampler {
             num_negatives: n,
             distribution: NegativeDistribution::Uniform,
             first_item: NUM_RESERVED,
             num_tokens: vocab.len() as u32,
-        }),
-        ranking: RankingOptions {
-            sampled: false,
-            ..ranking(args.seed)
-        },
-        windows: args.windows,
-    };
+        }))
+        .with_ranking(ranking(args.seed).with_sampled(false))
+        .with_windows(args.windows);
     let (lm, report) = pretrain(lm, config, &split.train, &split.valid, &cfg, device)?;
     for r in &report.history {
         println!(
@@ -596,20 +591,20 @@ fn run_strategy<B: AutodiffBackend>(
         device,
     )?;
     let params = ParamReport::of(&model);
-    let cfg = FineTuneTrainConfig {
-        train: TrainConfig {
-            epochs: args.finetune_epochs,
-            batch_size: args.finetune_batch_size,
-            lr: args.finetune_lr,
-            max_len: args.max_len,
-            patience: args.patience,
-            seed,
-            quiet: args.quiet,
-            ..TrainConfig::default()
-        },
-        loss,
-        ranking: ranking(seed),
-    };
+    let cfg = FineTuneTrainConfig::new()
+        .with_train(
+            TrainConfig::new()
+                .with_epochs(args.finetune_epochs)
+                .with_batch_size(args.finetune_batch_size)
+                .with_lr(args.finetune_lr)
+                .with_lr_schedule(LrSchedule::Constant)
+                .with_max_len(args.max_len)
+                .with_patience(args.patience)
+                .with_seed(seed)
+                .with_quiet(args.quiet),
+        )
+        .with_loss(loss)
+        .with_ranking(ranking(seed));
     let (tuned, report) = finetune(model, task, &cfg, device)?;
     let file = tmp.join(format!("{}-{strategy}-{seed}.safetensors", task.name));
     tuned.save_task(&file)?;

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example peterrec_csv -- \
-//!     --pretrain ../shared/data/peterrec-demo/history_sequences_20181014_fajie_transfer_pretrain_small.csv \
-//!     --finetune ../shared/data/peterrec-demo/history_sequences_20181014_fajie_transfer_finetune_small.csv \
+//!     --pretrain $PETERREC_DATA/peterrec-demo/history_sequences_20181014_fajie_transfer_pretrain_small.csv \
+//!     --finetune $PETERREC_DATA/peterrec-demo/history_sequences_20181014_fajie_transfer_finetune_small.csv \
 //!     --out-dir /tmp/peterrec-demo
 //! ```
 //!
@@ -42,7 +42,7 @@ use peterrec::model::{
 use peterrec::train::checkpoint::write_json_atomic;
 use peterrec::train::{
     check_device, evaluate_next_item, finetune, pretrain, with_backend, DeviceChoice, FineTuneLoss,
-    FineTuneTrainConfig, PretrainConfig, RankingOptions, TaskEvaluation, TrainConfig,
+    FineTuneTrainConfig, LrSchedule, PretrainConfig, RankingOptions, TaskEvaluation, TrainConfig,
 };
 use serde_json::{json, Map, Value};
 
@@ -115,11 +115,9 @@ struct Args {
 }
 
 fn ranking(seed: u64) -> RankingOptions {
-    RankingOptions {
-        ks: vec![1, 5, 10, 20],
-        seed,
-        ..RankingOptions::default()
-    }
+    RankingOptions::new()
+        .with_ks(vec![1, 5, 10, 20])
+        .with_seed(seed)
 }
 
 fn run<B: AutodiffBackend>(
@@ -132,29 +130,25 @@ fn run<B: AutodiffBackend>(
         .with_seed(args.seed);
     config.validate()?;
     let split = leave_one_out(&bundle.pretrain);
-    let train = |epochs: usize, lr: f64| TrainConfig {
-        epochs,
-        batch_size: args.batch_size,
-        lr,
-        max_len: args.max_len,
-        patience: args.patience,
-        seed: args.seed,
-        quiet: args.quiet,
-        ..TrainConfig::default()
+    let train = |epochs: usize, lr: f64| {
+        TrainConfig::new()
+            .with_epochs(epochs)
+            .with_batch_size(args.batch_size)
+            .with_lr(lr)
+            .with_lr_schedule(LrSchedule::Constant)
+            .with_max_len(args.max_len)
+            .with_patience(args.patience)
+            .with_seed(args.seed)
+            .with_quiet(args.quiet)
     };
 
     // 1. Pretraining.
     let lm = config.init_lm::<B>(&device)?;
-    let cfg = PretrainConfig {
-        train: train(args.epochs, args.lr),
-        objective: SeqObjective::NextItem,
-        sampled: None,
-        ranking: RankingOptions {
-            sampled: false,
-            ..ranking(args.seed)
-        },
-        windows: false,
-    };
+    let cfg = PretrainConfig::new()
+        .with_train(train(args.epochs, args.lr))
+        .with_objective(SeqObjective::NextItem)
+        .with_ranking(ranking(args.seed).with_sampled(false))
+        .with_windows(false);
     let (lm, pre) = pretrain(lm, &config, &split.train, &split.valid, &cfg, &device)?;
     let next = evaluate_next_item(
         &lm.valid(),
@@ -187,11 +181,10 @@ fn run<B: AutodiffBackend>(
         .with_seed(args.seed)
         .init(lm.backbone.clone(), &config, &device)?;
     let params = ParamReport::of(&model);
-    let cfg = FineTuneTrainConfig {
-        train: train(args.finetune_epochs, args.finetune_lr),
-        loss: args.loss,
-        ranking: ranking(args.seed),
-    };
+    let cfg = FineTuneTrainConfig::new()
+        .with_train(train(args.finetune_epochs, args.finetune_lr))
+        .with_loss(args.loss)
+        .with_ranking(ranking(args.seed));
     let (tuned, report) = finetune(model, &bundle.task, &cfg, &device)?;
     let TaskEvaluation::Ranking(test) = &report.test else {
         return Err("a target-item head gives a ranking report".into());

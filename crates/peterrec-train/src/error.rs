@@ -150,7 +150,7 @@ impl TrainError {
 }
 
 /// Adds the path to an I/O result: `fs::read(p).with_path(p)?`.
-pub trait IoResultExt<T> {
+pub(crate) trait IoResultExt<T> {
     /// Converts an `io::Result` into a [`Result`] whose error names `path`.
     fn with_path(self, path: impl AsRef<Path>) -> Result<T>;
 }
@@ -211,6 +211,14 @@ mod tests {
             e,
             TrainError::Model(peterrec_model::ModelError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn a_device_parse_error_converts_and_names_the_string() {
+        let parse = "gpu0".parse::<crate::device::choice::DeviceChoice>();
+        let err: TrainError = parse.unwrap_err().into();
+        assert!(matches!(err, TrainError::InvalidDevice(_)));
+        assert!(err.to_string().contains("gpu0"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn int_rows<B: Backend>(rows: Vec<Vec<i64>>, device: &B::Device) -> Tensor<B
 }
 
 /// Fine-tuning inputs of `examples` (see [`finetune_rows`]: `[CLS]` appended, or at both ends).
-pub fn finetune_inputs<B: Backend>(
+pub(crate) fn finetune_inputs<B: Backend>(
     examples: &[FineTuneExample],
     max_len: usize,
     causal: bool,

@@ -53,7 +53,7 @@ pub use classification::{
     accuracy, argmax_rows, macro_f1, majority_baseline_accuracy, majority_class,
     ClassificationReport, ConfusionMatrix,
 };
-pub use inputs::{finetune_inputs, int_rows, left_padded};
+pub use inputs::{int_rows, left_padded};
 pub use model::{evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation};
 pub use ranking::{
     eligible_count, exclusion_mask, full_rank, hit_at, mrr_at, ndcg_at, positives_tensor,

@@ -136,6 +136,12 @@ mod tests {
     }
 
     #[test]
+    fn sampled_rank_puts_a_nan_positive_last() {
+        let s = [0.5, f32::NAN, 0.2];
+        assert_eq!(sampled_rank(&s, 1, &[0, 2]), Some(3));
+    }
+
+    #[test]
     fn sampled_rank_ties_against_positive() {
         let s = [0.0, 0.4, 0.4, 0.9, 0.1];
         assert_eq!(sampled_rank(&s, 1, &[2, 4]), Some(2));

@@ -2,14 +2,14 @@
 //! leave-last-out, full-ranking next-item metrics on the test split.
 //!
 //! ```text
-//! cargo run --release --example nextitem -- --format ml-1m --path ../shared/data/ml-1m
+//! cargo run --release --example nextitem -- --format ml-1m --path $PETERREC_DATA/ml-1m
 //! # ML-1M HR@10 0.28 / NDCG@10 0.16, 444 s on 2 cores, best epoch at 337 s (docs/results.md):
-//! cargo run --release --features flex --example nextitem -- --format ml-1m --path ../shared/data/ml-1m \
+//! cargo run --release --features flex --example nextitem -- --format ml-1m --path $PETERREC_DATA/ml-1m \
 //!     --device flex --max-len 50 --batch-size 64 --lr 2e-3 --lr-schedule cosine --windows --epochs 4
-//! cargo run --release --example nextitem -- --format ml-100k --path ../shared/data/ml-100k --epochs 30
-//! cargo run --release --example nextitem -- --format sequences --path ../shared/data/amazon/Beauty.txt
-//! cargo run --release --example nextitem -- --format peterrec --path ../shared/data/peterrec-demo
-//! cargo run --release --features cuda --example nextitem -- --format ml-1m --path ../shared/data/ml-1m --device cuda
+//! cargo run --release --example nextitem -- --format ml-100k --path $PETERREC_DATA/ml-100k --epochs 30
+//! cargo run --release --example nextitem -- --format sequences --path $PETERREC_DATA/amazon/Beauty.txt
+//! cargo run --release --example nextitem -- --format peterrec --path $PETERREC_DATA/peterrec-demo
+//! cargo run --release --features cuda --example nextitem -- --format ml-1m --path $PETERREC_DATA/ml-1m --device cuda
 //! ```
 //!
 //! Protocol: each user's last item is the test target, the one before it the validation target,
@@ -251,39 +251,33 @@ fn run<B: AutodiffBackend>(
         split.valid.len(),
         split.test.len()
     );
-    let ranking = RankingOptions {
-        ks: vec![1, 5, 10, 20],
-        seed: args.seed,
-        ..RankingOptions::default()
-    };
-    let cfg = PretrainConfig {
-        train: TrainConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            lr: args.lr,
-            lr_schedule: args.lr_schedule,
-            weight_decay: args.weight_decay,
-            max_len: args.max_len,
-            patience: args.patience,
-            seed: args.seed,
-            quiet: args.quiet,
-            log_path: args.log.clone(),
-            ..TrainConfig::default()
-        },
-        objective: args.objective.0,
-        sampled: args.sampled_negatives.map(|n| NegativeSampler {
+    let ranking = RankingOptions::new()
+        .with_ks(vec![1, 5, 10, 20])
+        .with_seed(args.seed);
+    let cfg = PretrainConfig::new()
+        .with_train(
+            TrainConfig::new()
+                .with_epochs(args.epochs)
+                .with_batch_size(args.batch_size)
+                .with_lr(args.lr)
+                .with_lr_schedule(args.lr_schedule)
+                .with_weight_decay(args.weight_decay)
+                .with_max_len(args.max_len)
+                .with_patience(args.patience)
+                .with_seed(args.seed)
+                .with_quiet(args.quiet)
+                .with_log_path(args.log.clone()),
+        )
+        .with_objective(args.objective.0)
+        .with_sampled(args.sampled_negatives.map(|n| NegativeSampler {
             num_negatives: n,
             distribution: NegativeDistribution::Uniform,
             first_item: NUM_RESERVED,
             num_tokens: data.vocab.len() as u32,
-        }),
-        ranking: RankingOptions {
-            // Validation every epoch: full ranking only (the sampled protocol is for the test).
-            sampled: false,
-            ..ranking.clone()
-        },
-        windows: args.windows,
-    };
+        }))
+        // Validation every epoch: full ranking only (the sampled protocol is for the test).
+        .with_ranking(ranking.clone().with_sampled(false))
+        .with_windows(args.windows);
     let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, &device)?;
     for r in &report.history {
         println!(

@@ -15,15 +15,14 @@ mod alloc;
 
 use std::time::Instant;
 
-use peterrec::data::batch::SeqObjective;
 use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig};
 use peterrec::model::{
     FineTuneConfig, HeadKind, Insertion, NextItNetConfig, ParamReport, Strategy,
 };
 use peterrec::train::{
-    finetune, pretrain, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, PretrainConfig,
-    RankingOptions, TaskEvaluation, TrainConfig,
+    finetune, pretrain, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, LrSchedule, PretrainConfig,
+    TaskEvaluation, TrainConfig,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,25 +48,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Pretrain on every user's sequence (self-supervised: labels are not used).
     let config = NextItNetConfig::new(data.vocab.len(), 64, vec![1, 2, 4]).with_seed(1);
     let split = leave_one_out(&data.sequences);
-    let train = |epochs: usize, lr: f64| TrainConfig {
-        epochs,
-        batch_size: 64,
-        lr,
-        max_len: 30,
-        patience: 2,
-        quiet: false,
-        ..TrainConfig::default()
+    let train = |epochs: usize, lr: f64| {
+        TrainConfig::new()
+            .with_epochs(epochs)
+            .with_batch_size(64)
+            .with_lr(lr)
+            .with_lr_schedule(LrSchedule::Constant)
+            .with_max_len(30)
+            .with_patience(2)
     };
-    let pretrain_cfg = PretrainConfig {
-        train: train(10, 5e-3),
-        objective: SeqObjective::NextItem,
-        sampled: None,
-        ranking: RankingOptions {
-            sampled: false,
-            ..RankingOptions::default()
-        },
-        windows: false,
-    };
+    // Next-item objective, full softmax, validation by full ranking only (the defaults), on the
+    // last 30 items of each sequence without sub-sequence windows.
+    let pretrain_cfg = PretrainConfig::new()
+        .with_train(train(10, 5e-3))
+        .with_windows(false);
     let lm = config.init_lm::<CpuAutodiff>(&device)?;
     let (lm, pre) = pretrain(lm, &split.train, &split.valid, &pretrain_cfg, &device)?;
     println!(
@@ -91,14 +85,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let model = FineTuneConfig::new(strategy, head).init(lm.backbone.clone(), &device)?;
         let params = ParamReport::of(&model);
-        let cfg = FineTuneTrainConfig {
-            train: TrainConfig {
-                patience: 5,
-                ..train(30, 1e-2)
-            },
-            loss: FineTuneLoss::Softmax,
-            ranking: RankingOptions::default(),
-        };
+        let cfg = FineTuneTrainConfig::new()
+            .with_train(train(30, 1e-2).with_patience(5))
+            .with_loss(FineTuneLoss::Softmax);
         let (_, report) = finetune(model, &task, &cfg, &device)?;
         let TaskEvaluation::Classification(test) = &report.test else {
             unreachable!("a classifier head gives a classification report")

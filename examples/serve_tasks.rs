@@ -2,7 +2,7 @@
 //! save them, then reload everything in a fresh process and answer queries.
 //!
 //! ```text
-//! cargo run --release --example serve_tasks -- --path ../shared/data/ml-1m
+//! cargo run --release --example serve_tasks -- --path $PETERREC_DATA/ml-1m
 //! cargo run --release --example serve_tasks -- --memory-paper-shape
 //! ```
 //!
@@ -26,7 +26,6 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use clap::Parser;
-use peterrec::data::batch::SeqObjective;
 use peterrec::data::movielens::{MovieLens, ProfileAttribute};
 use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::task::profile::{profile_task, ProfileTaskConfig};
@@ -34,9 +33,10 @@ use peterrec::model::{
     load_pretrained, save_backbone, FineTuneConfig, HeadKind, Insertion, NextItNetConfig,
     PatchInit, Strategy,
 };
+use peterrec::serve::{Query, Request, TaskServer};
 use peterrec::train::{
-    finetune, pretrain, Cpu, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, PretrainConfig, Query,
-    RankingOptions, Request, TaskServer, TrainConfig,
+    finetune, pretrain, Cpu, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, LrSchedule,
+    PretrainConfig, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -147,15 +147,14 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
     let ml = MovieLens::load(variant, &path)?;
     let (vocab, sequences) = ml.pretraining(1);
     let device = Default::default();
-    let train_cfg = |epochs: usize, lr: f64| TrainConfig {
-        epochs,
-        batch_size: 64,
-        lr,
-        max_len: args.max_len,
-        patience: 3,
-        seed: args.seed,
-        quiet: args.quiet,
-        ..TrainConfig::default()
+    let train_cfg = |epochs: usize, lr: f64| {
+        TrainConfig::new()
+            .with_epochs(epochs)
+            .with_lr(lr)
+            .with_lr_schedule(LrSchedule::Constant)
+            .with_max_len(args.max_len)
+            .with_seed(args.seed)
+            .with_quiet(args.quiet)
     };
 
     // 1. The backbone: loaded, or pretrained on every user's sequence.
@@ -179,16 +178,9 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
             let config = NextItNetConfig::new(vocab.len(), args.channels, args.dilations.clone())
                 .with_seed(args.seed);
             let split = leave_one_out(&sequences);
-            let cfg = PretrainConfig {
-                train: train_cfg(args.epochs, 2e-3),
-                objective: SeqObjective::NextItem,
-                sampled: None,
-                ranking: RankingOptions {
-                    sampled: false,
-                    ..RankingOptions::default()
-                },
-                windows: false,
-            };
+            let cfg = PretrainConfig::new()
+                .with_train(train_cfg(args.epochs, 2e-3))
+                .with_windows(false);
             let lm = config.init_lm::<CpuAutodiff>(&device)?;
             let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, &device)?;
             println!(
@@ -236,11 +228,9 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
             },
         )
         .init(lm.backbone.clone(), &device)?;
-        let ft = FineTuneTrainConfig {
-            train: train_cfg(args.finetune_epochs, 5e-3),
-            loss: FineTuneLoss::Softmax,
-            ranking: RankingOptions::default(),
-        };
+        let ft = FineTuneTrainConfig::new()
+            .with_train(train_cfg(args.finetune_epochs, 5e-3))
+            .with_loss(FineTuneLoss::Softmax);
         let (model, report) = finetune(model, &task, &ft, &device)?;
         let name = attribute.name().to_string();
         let file = format!("{name}.safetensors");

@@ -11,32 +11,29 @@ use peterrec::model::io::paths::collect_params;
 use peterrec::model::{
     FineTuneConfig, FineTuneModel, HeadKind, Insertion, NextItNetConfig, Strategy,
 };
-use peterrec::train::evaluate::evaluate_task;
+use peterrec::train::eval::evaluate_task;
 use peterrec::train::{
-    finetune, pretrain, Cpu, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, PretrainConfig,
-    RankingOptions, TrainConfig, TrainError,
+    finetune, pretrain, Cpu, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, LrSchedule,
+    PretrainConfig, RankingOptions, TrainConfig, TrainError,
 };
 
 fn quiet(epochs: usize, lr: f64) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 32,
-        lr,
-        max_len: 12,
-        patience: 10,
-        quiet: true,
-        ..TrainConfig::default()
-    }
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .with_batch_size(32)
+        .with_lr(lr)
+        .with_lr_schedule(LrSchedule::Constant)
+        .with_max_len(12)
+        .with_patience(10)
+        .with_quiet(true)
 }
 
 fn pretrain_config(train: TrainConfig) -> PretrainConfig {
-    PretrainConfig {
-        train,
-        objective: SeqObjective::NextItem,
-        sampled: None,
-        ranking: RankingOptions::default(),
-        windows: false,
-    }
+    PretrainConfig::new()
+        .with_train(train)
+        .with_objective(SeqObjective::NextItem)
+        .with_ranking(RankingOptions::new())
+        .with_windows(false)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -83,11 +80,10 @@ fn synthetic_pretrain_finetune_save_and_reload() {
     )
     .init(lm.backbone.clone(), &device)
     .unwrap();
-    let cfg = FineTuneTrainConfig {
-        train: quiet(2, 1e-2),
-        loss: FineTuneLoss::Softmax,
-        ranking: RankingOptions::default(),
-    };
+    let cfg = FineTuneTrainConfig::new()
+        .with_train(quiet(2, 1e-2))
+        .with_loss(FineTuneLoss::Softmax)
+        .with_ranking(RankingOptions::new());
     let (tuned, report) = finetune(model, &task, &cfg, &device).unwrap();
     assert_eq!(report.epochs, 2);
     // The backbone is frozen except for every block's ln2.
@@ -116,7 +112,7 @@ fn synthetic_pretrain_finetune_save_and_reload() {
         &task.test,
         &train_labels,
         12,
-        &RankingOptions::default(),
+        &RankingOptions::new(),
         &device,
     );
     assert_eq!(again, report.test);
@@ -217,11 +213,10 @@ fn original_peterrec_demo_files_pretrain_and_fine_tune() {
     )
     .init(lm.backbone, &device)
     .unwrap();
-    let cfg = FineTuneTrainConfig {
-        train: quiet(1, 1e-3),
-        loss: FineTuneLoss::BceNegatives { negatives: 1 },
-        ranking: RankingOptions::default(),
-    };
+    let cfg = FineTuneTrainConfig::new()
+        .with_train(quiet(1, 1e-3))
+        .with_loss(FineTuneLoss::BceNegatives { negatives: 1 })
+        .with_ranking(RankingOptions::new());
     let (_, report) = finetune(model, &bundle.task, &cfg, &device).unwrap();
     assert_eq!(report.epochs, 1);
 }

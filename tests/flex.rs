@@ -20,8 +20,8 @@ use peterrec::model::norm_relu::layer_norm_relu;
 use peterrec::model::{DilatedConv1dConfig, NegativeDistribution, NegativeSampler};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{
-    finetune, pretrain, run_on, BackendTask, DeviceChoice, EpochRecord, FineTuneLoss,
-    FineTuneTrainConfig, PretrainConfig, RankingOptions, TrainConfig,
+    finetune, pretrain, with_backend, DeviceChoice, EpochRecord, FineTuneLoss, FineTuneTrainConfig,
+    LrSchedule, PretrainConfig, RankingOptions, TrainConfig,
 };
 
 fn data() -> SyntheticData {
@@ -36,57 +36,47 @@ fn data() -> SyntheticData {
 }
 
 fn train(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 16,
-        lr: 5e-3,
-        max_len: 12,
-        patience: 100,
-        quiet: true,
-        ..TrainConfig::default()
-    }
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .with_batch_size(16)
+        .with_lr(5e-3)
+        .with_lr_schedule(LrSchedule::Constant)
+        .with_max_len(12)
+        .with_patience(100)
+        .with_quiet(true)
 }
-
-/// Histories and weights of a 3-epoch pretraining and a 2-epoch PeterRec fine-tuning.
-struct Runs;
 
 type Outcome = (Vec<EpochRecord>, Vec<EpochRecord>, Vec<NamedTensor>);
 
-impl BackendTask for Runs {
-    type Output = Outcome;
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Outcome {
-        let d = data();
-        let config = NextItNetConfig::new(d.vocab.len(), 16, vec![1, 2]).with_seed(5);
-        let split = leave_one_out(&d.sequences);
-        let cfg = PretrainConfig {
-            train: train(3),
-            objective: SeqObjective::NextItem,
-            sampled: None,
-            ranking: RankingOptions::default(),
-            windows: false,
-        };
-        let lm = config.init_lm::<B>(&device).unwrap();
-        let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
-        let task = d
-            .classification_task(&SplitConfig::fractions(0.6, 0.2, 3))
-            .unwrap();
-        let model = FineTuneConfig::new(
-            Strategy::PeterRec {
-                insertion: Insertion::Serial,
-            },
-            HeadKind::Classifier { outputs: 2 },
-        )
-        .init(lm.backbone, &device)
+/// Histories and weights of a 3-epoch pretraining and a 2-epoch PeterRec fine-tuning.
+fn runs<B: AutodiffBackend>(device: B::Device) -> Outcome {
+    let d = data();
+    let config = NextItNetConfig::new(d.vocab.len(), 16, vec![1, 2]).with_seed(5);
+    let split = leave_one_out(&d.sequences);
+    let cfg = PretrainConfig::new()
+        .with_train(train(3))
+        .with_objective(SeqObjective::NextItem)
+        .with_ranking(RankingOptions::new())
+        .with_windows(false);
+    let lm = config.init_lm::<B>(&device).unwrap();
+    let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
+    let task = d
+        .classification_task(&SplitConfig::fractions(0.6, 0.2, 3))
         .unwrap();
-        let ft_cfg = FineTuneTrainConfig {
-            train: train(2),
-            loss: FineTuneLoss::Softmax,
-            ranking: RankingOptions::default(),
-        };
-        let (model, ft) = finetune(model, &task, &ft_cfg, &device).unwrap();
-        (pre.history, ft.history, collect_params(&model, |_| true))
-    }
+    let model = FineTuneConfig::new(
+        Strategy::PeterRec {
+            insertion: Insertion::Serial,
+        },
+        HeadKind::Classifier { outputs: 2 },
+    )
+    .init(lm.backbone, &device)
+    .unwrap();
+    let ft_cfg = FineTuneTrainConfig::new()
+        .with_train(train(2))
+        .with_loss(FineTuneLoss::Softmax)
+        .with_ranking(RankingOptions::new());
+    let (model, ft) = finetune(model, &task, &ft_cfg, &device).unwrap();
+    (pre.history, ft.history, collect_params(&model, |_| true))
 }
 
 fn assert_close_history(a: &[EpochRecord], b: &[EpochRecord], what: &str) {
@@ -105,8 +95,10 @@ fn assert_close_history(a: &[EpochRecord], b: &[EpochRecord], what: &str) {
 
 #[test]
 fn flex_trains_the_same_model_as_ndarray() {
-    let (pre_nd, ft_nd, params_nd) = run_on(DeviceChoice::Cpu, Runs).unwrap();
-    let (pre_fx, ft_fx, params_fx) = run_on(DeviceChoice::Flex, Runs).unwrap();
+    let (pre_nd, ft_nd, params_nd) =
+        with_backend!(DeviceChoice::Cpu, |B, device| runs::<B>(device)).unwrap();
+    let (pre_fx, ft_fx, params_fx) =
+        with_backend!(DeviceChoice::Flex, |B, device| runs::<B>(device)).unwrap();
     assert_close_history(&pre_nd, &pre_fx, "pretraining");
     assert_close_history(&ft_nd, &ft_fx, "fine-tuning");
     // Training moved the weights (the comparison below is not between two initial states).
@@ -121,37 +113,32 @@ fn flex_trains_the_same_model_as_ndarray() {
 }
 
 /// Histories and weights of a 3-epoch pretraining with the sampled softmax (8 negatives).
-struct SampledRuns;
-
-impl BackendTask for SampledRuns {
-    type Output = (Vec<EpochRecord>, Vec<NamedTensor>);
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let d = data();
-        let config = NextItNetConfig::new(d.vocab.len(), 16, vec![1, 2]).with_seed(5);
-        let split = leave_one_out(&d.sequences);
-        let cfg = PretrainConfig {
-            train: train(3),
-            objective: SeqObjective::NextItem,
-            sampled: Some(NegativeSampler {
-                num_negatives: 8,
-                distribution: NegativeDistribution::Uniform,
-                first_item: NUM_RESERVED,
-                num_tokens: d.vocab.len() as u32,
-            }),
-            ranking: RankingOptions::default(),
-            windows: false,
-        };
-        let lm = config.init_lm::<B>(&device).unwrap();
-        let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
-        (pre.history, collect_params(&lm, |_| true))
-    }
+fn sampled_runs<B: AutodiffBackend>(device: B::Device) -> (Vec<EpochRecord>, Vec<NamedTensor>) {
+    let d = data();
+    let config = NextItNetConfig::new(d.vocab.len(), 16, vec![1, 2]).with_seed(5);
+    let split = leave_one_out(&d.sequences);
+    let cfg = PretrainConfig::new()
+        .with_train(train(3))
+        .with_objective(SeqObjective::NextItem)
+        .with_sampled(Some(NegativeSampler {
+            num_negatives: 8,
+            distribution: NegativeDistribution::Uniform,
+            first_item: NUM_RESERVED,
+            num_tokens: d.vocab.len() as u32,
+        }))
+        .with_ranking(RankingOptions::new())
+        .with_windows(false);
+    let lm = config.init_lm::<B>(&device).unwrap();
+    let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
+    (pre.history, collect_params(&lm, |_| true))
 }
 
 #[test]
 fn flex_trains_the_same_model_as_ndarray_with_the_sampled_softmax() {
-    let (pre_nd, params_nd) = run_on(DeviceChoice::Cpu, SampledRuns).unwrap();
-    let (pre_fx, params_fx) = run_on(DeviceChoice::Flex, SampledRuns).unwrap();
+    let (pre_nd, params_nd) =
+        with_backend!(DeviceChoice::Cpu, |B, device| sampled_runs::<B>(device)).unwrap();
+    let (pre_fx, params_fx) =
+        with_backend!(DeviceChoice::Flex, |B, device| sampled_runs::<B>(device)).unwrap();
     assert_close_history(&pre_nd, &pre_fx, "sampled pretraining");
     assert!(pre_nd.last().unwrap().train_loss < pre_nd[0].train_loss);
     assert_eq!(params_nd.len(), params_fx.len());

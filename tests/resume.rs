@@ -42,21 +42,19 @@ fn train(
     rows: usize,
     warmup_epochs: usize,
 ) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: BATCH,
-        lr_schedule: LrSchedule::WarmupCosine {
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .with_batch_size(BATCH)
+        .with_lr_schedule(LrSchedule::WarmupCosine {
             warmup_steps: warmup_epochs * rows.div_ceil(BATCH),
             final_ratio: 1.0,
-        },
-        lr: 5e-3,
-        weight_decay: 1e-4,
-        max_len: 10,
-        patience: 100,
-        quiet: true,
-        state_dir,
-        ..TrainConfig::default()
-    }
+        })
+        .with_lr(5e-3)
+        .with_weight_decay(1e-4)
+        .with_max_len(10)
+        .with_patience(100)
+        .with_quiet(true)
+        .with_state_dir(state_dir)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -104,13 +102,13 @@ fn pretraining_resumed_after_two_epochs_equals_four_uninterrupted_epochs_bitwise
     let d = data();
     let config = NextItNetConfig::new(d.vocab.len(), 8, vec![1, 2]).with_seed(9);
     let split = leave_one_out(&d.sequences);
-    let cfg = |t: TrainConfig| PretrainConfig {
-        train: t,
-        // Masked next-item: the RNG stream matters, so resume must restore it.
-        objective: SeqObjective::MaskedNextItem { p: 0.2 },
-        sampled: None,
-        ranking: RankingOptions::default(),
-        windows: false,
+    let cfg = |t: TrainConfig| {
+        PretrainConfig::new()
+            .with_train(t)
+            // Masked next-item: the RNG stream matters, so resume must restore it.
+            .with_objective(SeqObjective::MaskedNextItem { p: 0.2 })
+            .with_ranking(RankingOptions::new())
+            .with_windows(false)
     };
     let init = || config.init_lm::<CpuAutodiff>(&device).unwrap();
     let (full, full_report) = pretrain(
@@ -176,10 +174,11 @@ fn fine_tuning_resumes_bitwise(loss: FineTuneLoss, name: &str) {
         .unwrap()
     };
     let rows = task.train.len();
-    let cfg = |t: TrainConfig| FineTuneTrainConfig {
-        train: t,
-        loss,
-        ranking: RankingOptions::default(),
+    let cfg = |t: TrainConfig| {
+        FineTuneTrainConfig::new()
+            .with_train(t)
+            .with_loss(loss)
+            .with_ranking(RankingOptions::new())
     };
     let (full, full_report) =
         finetune(model(), &task, &cfg(train(3, None, rows, 2)), &device).unwrap();
@@ -218,8 +217,7 @@ fn fine_tuning_resumed_after_one_epoch_equals_three_uninterrupted_epochs_bitwise
 fn saved_state_comes_back_bitwise() {
     use burn::module::AutodiffModule;
     use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-    use peterrec::train::checkpoint::CheckpointDir;
-    use peterrec::train::resume::{load_last, save_epoch, LoopState};
+    use peterrec::train::checkpoint::{load_last, save_epoch, CheckpointDir, LoopState};
     use peterrec::train::{EarlyStopping, Mode};
     use rand::{RngCore, SeedableRng};
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use peterrec_data::{FineTuneExample, Task};
-use peterrec_train::metrics::{full_rank, RankingMetrics};
+use peterrec_train::eval::{full_rank, RankingMetrics};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

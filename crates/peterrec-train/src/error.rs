@@ -1,4 +1,7 @@
 //! The crate's error type.
+//!
+//! It imports nothing from the rest of the crate but the device-string parse error, so that every
+//! module can use it without an import loop.
 
 use std::path::{Path, PathBuf};
 
@@ -68,7 +71,7 @@ pub enum TrainError {
 
     /// A device string could not be parsed.
     #[error(transparent)]
-    InvalidDevice(#[from] crate::device::ParseDeviceError),
+    InvalidDevice(#[from] crate::device::choice::ParseDeviceError),
 
     /// A Burn recorder failed to save or load a record.
     #[error("record error{}: {source}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
@@ -93,19 +96,20 @@ pub enum TrainError {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    /// Input data is unusable (e.g. empty split, label out of range).
-    #[error("data error: {0}")]
-    Data(String),
+    /// Reading or preparing data failed (the data crate's error, which names the file and
+    /// line where there is one).
+    #[error(transparent)]
+    Data(#[from] peterrec_data::DataError),
+
+    /// The examples given to a loop are unusable: an empty training split, an item outside the
+    /// backbone's vocabulary, a label outside the head's outputs.
+    #[error("unusable input: {0}")]
+    Input(String),
 
     /// Building, loading or saving a model failed (the model crate's error, which names the
     /// file where there is one).
     #[error(transparent)]
     Model(#[from] peterrec_model::ModelError),
-
-    /// A serving request cannot be answered: an unknown task, a history token outside the
-    /// vocabulary, a classification asked of a recommendation task, or the reverse.
-    #[error("bad request: {0}")]
-    Request(String),
 }
 
 /// Shorthand for `Result<T, TrainError>`.
@@ -146,7 +150,7 @@ impl TrainError {
 }
 
 /// Adds the path to an I/O result: `fs::read(p).with_path(p)?`.
-pub trait IoResultExt<T> {
+pub(crate) trait IoResultExt<T> {
     /// Converts an `io::Result` into a [`Result`] whose error names `path`.
     fn with_path(self, path: impl AsRef<Path>) -> Result<T>;
 }
@@ -192,6 +196,29 @@ mod tests {
         let e = serde_json::from_str::<u32>("x").unwrap_err();
         let without = TrainError::json(None, e);
         assert!(without.to_string().starts_with("JSON error: "));
+    }
+
+    #[test]
+    fn data_and_model_errors_keep_their_structure() {
+        let e: TrainError = peterrec_data::DataError::InvalidConfig("bad split".into()).into();
+        assert!(matches!(
+            e,
+            TrainError::Data(peterrec_data::DataError::InvalidConfig(_))
+        ));
+        assert_eq!(e.to_string(), "invalid configuration: bad split");
+        let e: TrainError = peterrec_model::ModelError::InvalidConfig("no blocks".into()).into();
+        assert!(matches!(
+            e,
+            TrainError::Model(peterrec_model::ModelError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn a_device_parse_error_converts_and_names_the_string() {
+        let parse = "gpu0".parse::<crate::device::choice::DeviceChoice>();
+        let err: TrainError = parse.unwrap_err().into();
+        assert!(matches!(err, TrainError::InvalidDevice(_)));
+        assert!(err.to_string().contains("gpu0"));
     }
 
     #[test]

@@ -1,61 +1,72 @@
-//! Training support for peterrec: evaluation metrics, crash-safe checkpoints, a JSON-lines
-//! metrics log with early stopping, per-epoch progress bars, and run-time backend choice.
+//! Training for peterrec: the pretraining and fine-tuning loops, their configuration, evaluation
+//! metrics, crash-safe checkpoints with exact resume, a JSON-lines metrics log with early
+//! stopping, per-epoch progress bars, and run-time backend choice.
 //!
-//! This half of the crate is independent of the model:
-//!
-//! * [`metrics`] — full-ranking and sampled (99 negatives) HR@k / NDCG@k / MRR@k, with ties
-//!   counted against the positive; accuracy, macro-F1, confusion counts and the majority-class
-//!   baseline.
-//! * [`checkpoint`] — atomic file writes and a [`CheckpointDir`] with `best` and `last`.
-//! * [`log`] — [`MetricsLog`] (one JSON object per line) and [`EarlyStopping`].
+//! * [`config`] — [`TrainConfig`], [`PretrainConfig`], [`FineTuneTrainConfig`]: Burn configs
+//!   whose defaults are the measured ML-1M recipes.
+//! * [`loops`] — [`pretrain`] and [`finetune`].
+//! * [`eval`] — full-ranking and sampled (99 negatives) HR@k / NDCG@k / MRR@k, with ties counted
+//!   against the positive; accuracy, macro-F1, confusion counts and the majority-class baseline;
+//!   [`evaluate_next_item`] and [`evaluate_task`] for trained models.
+//! * [`checkpoint`] — atomic file writes, a [`CheckpointDir`] with `best` and `last`, and the
+//!   saved loop state that resumes a run exactly.
+//! * [`log`] — [`MetricsLog`] (one JSON object per line), [`EpochRecord`] and
+//!   [`EarlyStopping`].
 //! * [`progress`] — an indicatif bar per epoch ([`EpochProgress`]), hidden off-terminal.
-//! * [`device`] — [`DeviceChoice`] (`cpu`, `cuda`, `cuda:N`), a panic-free CUDA probe, backend
-//!   aliases and [`with_backend!`] to run generic code on the chosen backend.
-//! * [`serve`] — [`TaskServer`]: one backbone, many task files, batched requests that share
-//!   the frozen computation.
+//! * [`schedule`] — learning-rate schedules ([`LrSchedule`]).
+//! * [`device`] — [`DeviceChoice`] (`cpu`, `flex`, `cuda`, `cuda:N`), a panic-free CUDA probe,
+//!   backend aliases and [`with_backend!`] to run generic code on the chosen backend.
 //! * [`error`] — [`TrainError`].
 //!
 //! Features: `cuda` adds Burn's CUDA backend (no CUDA toolkit needed to build; the driver is
-//! loaded at run time).
+//! loaded at run time); `flex` adds Burn's `Flex` CPU backend.
+//!
+//! ```
+//! use peterrec_train::{FineTuneTrainConfig, PretrainConfig, TrainConfig};
+//!
+//! // The ML-1M recipe, shortened to one epoch.
+//! let pretraining = PretrainConfig::new().with_train(TrainConfig::new().with_epochs(1));
+//! // Fine-tuning defaults, another seed.
+//! let fine_tuning =
+//!     FineTuneTrainConfig::new().with_train(FineTuneTrainConfig::new().train.with_seed(7));
+//! assert_eq!(pretraining.train.lr, 2e-3);
+//! assert_eq!(fine_tuning.train.lr, 5e-3);
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod config;
 pub mod device;
 pub mod error;
-pub mod evaluate;
+pub mod eval;
 pub mod log;
 pub mod loops;
-pub mod metrics;
 pub mod progress;
-pub mod resume;
 pub mod schedule;
-pub mod serve;
 
 pub use checkpoint::{
     clean_stale_temp_files, write_atomic, write_atomic_with, Checkpoint, CheckpointDir,
     CheckpointWriter,
 };
-pub use device::FLEX_COMPILED;
+pub use config::{FineTuneLoss, FineTuneTrainConfig, PretrainConfig, TrainConfig};
 pub use device::{
-    check_device, cpu_device, cuda_available, run_on, BackendTask, Cpu, CpuAutodiff, DeviceChoice,
-    ParseDeviceError,
+    check_device, cpu_device, cuda_available, Cpu, CpuAutodiff, DeviceChoice, ParseDeviceError,
+    CUDA_COMPILED, FLEX_COMPILED,
 };
 #[cfg(feature = "cuda")]
 pub use device::{cuda_device, Gpu, GpuAutodiff};
 #[cfg(feature = "flex")]
 pub use device::{flex_device, FlexAutodiff, FlexCpu};
 pub use error::{Result, TrainError};
-pub use evaluate::{
-    evaluate_next_item, evaluate_task, RankingOptions, RankingReport, TaskEvaluation,
+pub use eval::{
+    evaluate_next_item, evaluate_task, ClassificationReport, ConfusionMatrix, RankingMeans,
+    RankingMetrics, RankingOptions, RankingReport, TaskEvaluation,
 };
-pub use log::{Decision, EarlyStopping, MetricsLog, Mode};
-pub use loops::{
-    check_lengths, finetune, pretrain, EpochRecord, FineTuneLoss, FineTuneReport,
-    FineTuneTrainConfig, PretrainConfig, PretrainReport, TrainConfig,
-};
-pub use metrics::{ClassificationReport, ConfusionMatrix, RankingMeans, RankingMetrics};
+pub use log::{Decision, EarlyStopping, EpochRecord, MetricsLog, Mode};
+pub use loops::{check_lengths, finetune, pretrain, FineTuneReport, PretrainReport};
 pub use progress::{EpochProgress, EpochStats};
 pub use schedule::LrSchedule;
-pub use serve::{Answer, BatchStats, Query, Request, TaskServer};
 
 #[cfg(test)]
 pub(crate) mod test_util {

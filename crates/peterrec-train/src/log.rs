@@ -1,4 +1,4 @@
-//! A JSON-lines metrics log and early stopping.
+//! A JSON-lines metrics log, the per-epoch record the loops write to it, and early stopping.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -8,6 +8,25 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoResultExt, Result, TrainError};
+
+/// One epoch's record, as written to the metrics log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation headline metric.
+    pub valid_metric: f64,
+    /// Name of that metric.
+    pub metric: String,
+    /// Sequences per second of training.
+    pub seqs_per_sec: f64,
+    /// Seconds since the run started.
+    pub elapsed: f64,
+    /// Whether this epoch is the best so far.
+    pub best: bool,
+}
 
 /// An append-only JSON-lines file: one JSON object per line, flushed after every line so that
 /// `tail -f` and a crash both see complete records.

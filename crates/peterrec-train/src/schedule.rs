@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::TrainError;
 
 /// How the learning rate moves over a run of `TrainConfig::epochs` epochs.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+///
+/// Deserialising a missing value (a configuration saved before the schedule existed) or `null`
+/// gives [`LrSchedule::Constant`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub enum LrSchedule {
     /// The base rate at every step.
     #[default]
@@ -30,7 +33,43 @@ pub enum LrSchedule {
     },
 }
 
+/// The serialised form of [`LrSchedule`], read through an `Option` so that a missing value loads
+/// as [`LrSchedule::Constant`]: serde gives a missing field to `deserialize_option` as `None`,
+/// which a plain enum would reject, and Burn's `Config` derive cannot mark a field
+/// `#[serde(default)]`.
+#[derive(Deserialize)]
+#[serde(rename = "LrSchedule")]
+enum LrScheduleRepr {
+    Constant,
+    WarmupCosine {
+        warmup_steps: usize,
+        final_ratio: f64,
+    },
+}
+
+impl<'de> Deserialize<'de> for LrSchedule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<LrScheduleRepr>::deserialize(deserializer)? {
+            None | Some(LrScheduleRepr::Constant) => LrSchedule::Constant,
+            Some(LrScheduleRepr::WarmupCosine {
+                warmup_steps,
+                final_ratio,
+            }) => LrSchedule::WarmupCosine {
+                warmup_steps,
+                final_ratio,
+            },
+        })
+    }
+}
+
 impl LrSchedule {
+    /// A half cosine from the base rate down to 0 at the last planned step, without warm-up
+    /// (`cosine` on the command line).
+    pub const COSINE: LrSchedule = LrSchedule::WarmupCosine {
+        warmup_steps: 0,
+        final_ratio: 0.0,
+    };
+
     /// The rate at 0-based `step` of a run planned for `total_steps` steps, for base rate `base`.
     ///
     /// Steps at or past `total_steps` get the final rate (unless still warming up, when

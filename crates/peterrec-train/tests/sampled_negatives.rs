@@ -2,7 +2,7 @@
 //! paths (rejection and partial shuffle), and the generator's next output after them (the
 //! evaluation shares one generator across users, so the number of draws matters as well).
 
-use peterrec_train::metrics::sampled_negatives;
+use peterrec_train::eval::sampled_negatives;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -15,7 +15,7 @@ use peterrec_experiments::alloc;
 use peterrec_experiments::bench::{proc_status_mib, FineTuneStep, InferStep, PretrainStep, Shape};
 use peterrec_experiments::cli::DeviceArgs;
 use peterrec_model::Strategy;
-use peterrec_train::{run_on, BackendTask};
+use peterrec_train::with_backend;
 
 // mimalloc, keeping freed memory (faster steps; see the module).
 peterrec_experiments::global_mimalloc!();
@@ -71,51 +71,46 @@ fn time_steps(warmup: usize, steps: usize, mut step: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
-struct Run {
-    args: Args,
-    shape: Shape,
-}
-
-impl BackendTask for Run {
-    type Output = (Vec<f64>, usize);
-
-    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let a = &self.args;
-        let s = self.shape;
-        match a.mode.as_str() {
-            "pretrain" => {
-                let sampled = (a.sampled > 0).then_some(a.sampled);
-                let mut step = PretrainStep::<B>::new(s, sampled, &device);
-                if a.unfused {
-                    step = step.with_unfused_loss();
-                }
-                (
-                    time_steps(a.warmup, a.steps, || {
-                        step.run(&device);
-                    }),
-                    s.batch,
-                )
+/// Times `args.steps` steps of the chosen mode on backend `B`; returns the times in
+/// milliseconds and the sequences of one step.
+fn run<B: burn::tensor::backend::AutodiffBackend>(
+    a: &Args,
+    s: Shape,
+    device: B::Device,
+) -> (Vec<f64>, usize) {
+    match a.mode.as_str() {
+        "pretrain" => {
+            let sampled = (a.sampled > 0).then_some(a.sampled);
+            let mut step = PretrainStep::<B>::new(s, sampled, &device);
+            if a.unfused {
+                step = step.with_unfused_loss();
             }
-            "finetune" => {
-                let strategy: Strategy = a.strategy.parse().expect("strategy checked in main");
-                let mut step = FineTuneStep::<B>::new(s, strategy, &device);
-                (
-                    time_steps(a.warmup, a.steps, || {
-                        step.run(&device);
-                    }),
-                    s.batch,
-                )
-            }
-            _ => {
-                let users = a.users.unwrap_or(s.batch).clamp(1, s.batch);
-                let mut step = InferStep::<B::InnerBackend>::new(s, users, &device);
-                (
-                    time_steps(a.warmup, a.steps, || {
-                        step.run(&device);
-                    }),
-                    users,
-                )
-            }
+            (
+                time_steps(a.warmup, a.steps, || {
+                    step.run(&device);
+                }),
+                s.batch,
+            )
+        }
+        "finetune" => {
+            let strategy: Strategy = a.strategy.parse().expect("strategy checked in main");
+            let mut step = FineTuneStep::<B>::new(s, strategy, &device);
+            (
+                time_steps(a.warmup, a.steps, || {
+                    step.run(&device);
+                }),
+                s.batch,
+            )
+        }
+        _ => {
+            let users = a.users.unwrap_or(s.batch).clamp(1, s.batch);
+            let mut step = InferStep::<B::InnerBackend>::new(s, users, &device);
+            (
+                time_steps(a.warmup, a.steps, || {
+                    step.run(&device);
+                }),
+                users,
+            )
         }
     }
 }
@@ -134,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("pretrain", n, _) => format!("sampled-softmax-{n}"),
         _ => String::new(),
     };
-    let (mut times, seqs) = run_on(device, Run { args, shape })?;
+    let (mut times, seqs) = with_backend!(device, |B, device| run::<B>(&args, shape, device))?;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     eprintln!(

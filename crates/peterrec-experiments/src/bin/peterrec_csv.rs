@@ -40,7 +40,7 @@ use peterrec_model::{
 use peterrec_train::checkpoint::write_json_atomic;
 use peterrec_train::{
     check_device, evaluate_next_item, finetune, pretrain, with_backend, FineTuneLoss,
-    FineTuneTrainConfig, PretrainConfig, RankingOptions, TaskEvaluation, TrainConfig,
+    FineTuneTrainConfig, LrSchedule, PretrainConfig, RankingOptions, TaskEvaluation, TrainConfig,
 };
 use serde_json::{json, Map, Value};
 
@@ -110,11 +110,9 @@ struct Args {
 }
 
 fn ranking(seed: u64) -> RankingOptions {
-    RankingOptions {
-        ks: vec![1, 5, 10, 20],
-        seed,
-        ..RankingOptions::default()
-    }
+    RankingOptions::new()
+        .with_ks(vec![1, 5, 10, 20])
+        .with_seed(seed)
 }
 
 fn run<B: AutodiffBackend>(
@@ -127,29 +125,25 @@ fn run<B: AutodiffBackend>(
         .with_seed(args.run.seed);
     config.validate()?;
     let split = leave_one_out(&bundle.pretrain);
-    let train = |epochs: usize, lr: f64| TrainConfig {
-        epochs,
-        batch_size: args.batch_size,
-        lr,
-        max_len: args.max_len,
-        patience: args.patience,
-        seed: args.run.seed,
-        quiet: args.run.quiet,
-        ..TrainConfig::default()
+    let train = |epochs: usize, lr: f64| {
+        TrainConfig::new()
+            .with_epochs(epochs)
+            .with_batch_size(args.batch_size)
+            .with_lr(lr)
+            .with_lr_schedule(LrSchedule::Constant)
+            .with_max_len(args.max_len)
+            .with_patience(args.patience)
+            .with_seed(args.run.seed)
+            .with_quiet(args.run.quiet)
     };
 
     // 1. Pretraining.
     let lm = config.init_lm::<B>(&device)?;
-    let cfg = PretrainConfig {
-        train: train(args.epochs, args.lr),
-        objective: SeqObjective::NextItem,
-        sampled: None,
-        ranking: RankingOptions {
-            sampled: false,
-            ..ranking(args.run.seed)
-        },
-        windows: false,
-    };
+    let cfg = PretrainConfig::new()
+        .with_train(train(args.epochs, args.lr))
+        .with_objective(SeqObjective::NextItem)
+        .with_ranking(ranking(args.run.seed).with_sampled(false))
+        .with_windows(false);
     let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device)?;
     let next = evaluate_next_item(
         &lm.valid(),
@@ -182,11 +176,10 @@ fn run<B: AutodiffBackend>(
         .with_seed(args.run.seed)
         .init(lm.backbone.clone(), &device)?;
     let params = ParamReport::of(&model);
-    let cfg = FineTuneTrainConfig {
-        train: train(args.finetune_epochs, args.finetune_lr),
-        loss: args.loss,
-        ranking: ranking(args.run.seed),
-    };
+    let cfg = FineTuneTrainConfig::new()
+        .with_train(train(args.finetune_epochs, args.finetune_lr))
+        .with_loss(args.loss)
+        .with_ranking(ranking(args.run.seed));
     let (tuned, report) = finetune(model, &bundle.task, &cfg, &device)?;
     let TaskEvaluation::Ranking(test) = &report.test else {
         return Err("a target-item head gives a ranking report".into());

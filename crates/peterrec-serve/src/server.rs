@@ -1,37 +1,5 @@
-//! Serving many fine-tuned tasks from one pretrained backbone.
-//!
-//! PeterRec's point is that one large backbone serves many tasks, each adding only a small task
-//! file. A [`TaskServer`] loads the backbone once and any number of task files onto it (each
-//! task shares the backbone's frozen tensors; only what its strategy trained is its own), and
-//! answers [`TaskServer::recommend`] and [`TaskServer::classify`].
-//!
-//! [`TaskServer::answer`] takes a batch of requests for several tasks. Work that the tasks have
-//! in common is done once: every task whose first blocks are the frozen backbone's (FineCLS: all
-//! of them; FineLast-n: all but the last n) gets its hidden states from one shared pass over the
-//! rows of all such requests, and runs only its own blocks and head on top. A PeterRec task
-//! changes every block (patches, LayerNorms), and FineAll and Scratch change everything, so
-//! their requests run through their own model, one pass per task. Every pass computes only the
-//! positions that `[CLS]` depends on ([`peterrec_model::backbone::positions`]), shared blocks included.
-//!
-//! Inputs are built exactly as in fine-tuning and evaluation: the most recent `max_len` items,
-//! left-padded with PAD, then `[CLS]` (centred backbones: `[CLS]` at both ends).
-//!
-//! ```
-//! use burn::backend::NdArray;
-//! use peterrec_model::{FineTuneConfig, HeadKind, NextItNetConfig, Strategy};
-//! use peterrec_train::serve::TaskServer;
-//!
-//! let device = Default::default();
-//! let config = NextItNetConfig::new(50, 8, vec![1, 2]);
-//! let backbone = config.init::<NdArray>(&device);
-//! let gender = FineTuneConfig::new(Strategy::FineCls, HeadKind::Classifier { outputs: 2 })
-//!     .init(backbone.clone(), &device)
-//!     .unwrap();
-//! let mut server = TaskServer::new(backbone, 20, device).unwrap();
-//! server.add_task("gender", gender).unwrap();
-//! let probabilities = server.classify(&[7, 9, 11], "gender").unwrap();
-//! assert_eq!(probabilities.len(), 2);
-//! ```
+//! [`TaskServer`]: one backbone, many task files, batched requests that share the frozen
+//! computation (see the [crate documentation](crate)).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -42,50 +10,8 @@ use peterrec_model::finetune::cls_positions;
 use peterrec_model::io::persist::load_backbone;
 use peterrec_model::{content_hash, FineTuneModel, HeadKind, NextItNet, NextItNetConfig, Strategy};
 
-use crate::error::{Result, TrainError};
-
-/// What a request asks of its task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Query {
-    /// The `k` best target items (a task with a target-item head).
-    Recommend {
-        /// How many items (at most the task's number of target items).
-        k: usize,
-    },
-    /// Class probabilities (a task with a classifier head).
-    Classify,
-}
-
-/// One user's request to one task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// The task's name, as given to [`TaskServer::load_task`] or [`TaskServer::add_task`].
-    pub task: String,
-    /// The user's history, oldest first, as vocabulary indices of the backbone.
-    pub history: Vec<u32>,
-    /// What is asked.
-    pub query: Query,
-}
-
-/// The answer to a [`Request`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// `(target item index, score)`, best first; ties go to the lower index.
-    Items(Vec<(u32, f32)>),
-    /// The probability of each class.
-    Classes(Vec<f32>),
-}
-
-/// How a batch was computed (what [`TaskServer::answer_with_stats`] reports).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchStats {
-    /// Rows that went through the shared pass of the frozen backbone.
-    pub shared_rows: usize,
-    /// Blocks of the backbone that the shared pass ran (0 when there was none).
-    pub shared_blocks: usize,
-    /// Passes through a task's own blocks or model (one per task in the batch).
-    pub task_runs: usize,
-}
+use crate::error::{Result, ServeError};
+use crate::request::{Answer, BatchStats, Query, Request};
 
 struct ServedTask<B: Backend> {
     model: FineTuneModel<B>,
@@ -93,7 +19,7 @@ struct ServedTask<B: Backend> {
     shared_blocks: usize,
 }
 
-/// One backbone, many tasks: see the [module documentation](self).
+/// One backbone, many tasks: see the [crate documentation](crate).
 pub struct TaskServer<B: Backend> {
     backbone: NextItNet<B>,
     config: NextItNetConfig,
@@ -110,7 +36,7 @@ impl<B: Backend> TaskServer<B> {
         let config = backbone.config().clone();
         config.validate()?;
         if max_len == 0 {
-            return Err(TrainError::Config("max_len must be positive".into()));
+            return Err(ServeError::Config("max_len must be positive".into()));
         }
         config.check_matches(&backbone)?;
         let backbone = backbone.without_patches();
@@ -171,7 +97,7 @@ impl<B: Backend> TaskServer<B> {
     pub fn add_task(&mut self, name: impl Into<String>, model: FineTuneModel<B>) -> Result<()> {
         let name = name.into();
         if model.meta.backbone != self.config || model.meta.backbone_hash != self.hash {
-            return Err(TrainError::Config(format!(
+            return Err(ServeError::Config(format!(
                 "task `{name}` was built on another backbone (hash {:016x}, this server's is {:016x})",
                 model.meta.backbone_hash, self.hash
             )));
@@ -309,7 +235,7 @@ impl<B: Backend> TaskServer<B> {
     }
 
     fn check(&self, i: usize, r: &Request) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Request(format!("request {i}: {m}")));
+        let bad = |m: String| Err(ServeError::Request(format!("request {i}: {m}")));
         let Some(task) = self.tasks.get(&r.task) else {
             let known: Vec<&str> = self.tasks().collect();
             return bad(format!("unknown task `{}` (loaded: {known:?})", r.task));
@@ -360,7 +286,7 @@ impl<B: Backend> TaskServer<B> {
             .into_data()
             .convert::<f32>()
             .to_vec()
-            .map_err(|e| TrainError::Data(format!("reading scores: {e:?}")))?;
+            .map_err(|e| ServeError::Scores(format!("{e:?}")))?;
         for (chunk, &i) in flat.chunks(n.max(1)).zip(rows) {
             out[i] = Some(chunk.to_vec());
         }

@@ -1,7 +1,9 @@
-//! Evaluation of trained models: next-item ranking, target-item ranking and classification.
+//! Evaluation of trained models: next-item ranking by a pretrained model, and target-item
+//! ranking or classification by a fine-tuned one.
 
-use burn::tensor::{backend::Backend, Int, Tensor};
-use peterrec_data::batch::{finetune_rows, input_row, input_tensor};
+use burn::config::Config;
+use burn::tensor::{backend::Backend, Tensor};
+use peterrec_data::batch::input_tensor;
 use peterrec_data::split::NextItemExample;
 use peterrec_data::task::FineTuneExample;
 use peterrec_data::vocab::NUM_RESERVED;
@@ -10,44 +12,37 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{
-    argmax_rows, exclusion_mask, positives_tensor, ranks_from_scores, sampled_rank_for_user,
-    ClassificationReport, RankingMeans, RankingMetrics,
+use super::classification::{argmax_rows, ClassificationReport};
+use super::inputs::finetune_inputs;
+use super::ranking::{
+    exclusion_mask, positives_tensor, ranks_from_scores, RankingMeans, RankingMetrics,
 };
-
-/// The most recent `max_len` items of `seq`, left-padded with PAD, followed by `suffix`: the
-/// [`input_row`] of `seq` as `i64` tensor values.
-pub fn left_padded(seq: &[u32], max_len: usize, suffix: &[u32]) -> Vec<i64> {
-    input_row(seq, max_len, &[], suffix)
-        .into_iter()
-        .map(i64::from)
-        .collect()
-}
+use super::sampled::sampled_rank_for_user;
 
 /// Options of a ranking evaluation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Config, Debug)]
 pub struct RankingOptions {
-    /// Cut-offs `k`.
+    /// Cut-offs `k` (default 5, 10 and 20).
+    #[config(default = "vec![5, 10, 20]")]
     pub ks: Vec<usize>,
-    /// Never rank the items already in the user's history.
+    /// Never rank the items already in the user's history (default true).
+    #[config(default = true)]
     pub exclude_history: bool,
-    /// Users per forward pass.
+    /// Users per forward pass (default 256).
+    #[config(default = 256)]
     pub batch_size: usize,
-    /// Also report the papers' sampled protocol (99 random negatives + the positive).
+    /// Also report the papers' sampled protocol, 99 random negatives and the positive (default
+    /// true).
+    #[config(default = true)]
     pub sampled: bool,
-    /// Seed of the sampled protocol's negatives.
+    /// Seed of the sampled protocol's negatives (default 0).
+    #[config(default = 0)]
     pub seed: u64,
 }
 
 impl Default for RankingOptions {
     fn default() -> Self {
-        Self {
-            ks: vec![5, 10, 20],
-            exclude_history: true,
-            batch_size: 256,
-            sampled: true,
-            seed: 0,
-        }
+        Self::new()
     }
 }
 
@@ -160,19 +155,6 @@ pub fn evaluate_next_item<B: Backend>(
     acc.report(opts)
 }
 
-/// Fine-tuning inputs of `examples` (see [`finetune_rows`]: `[CLS]` appended, or at both ends).
-pub fn finetune_inputs<B: Backend>(
-    examples: &[FineTuneExample],
-    max_len: usize,
-    causal: bool,
-    device: &B::Device,
-) -> Tensor<B, 2, Int> {
-    let refs: Vec<&FineTuneExample> = examples.iter().collect();
-    finetune_rows(&refs, max_len, causal)
-        .to_batch::<B>(device)
-        .inputs
-}
-
 /// What a fine-tuned model scored on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TaskEvaluation {
@@ -233,10 +215,7 @@ pub fn evaluate_task<B: Backend>(
         }
         HeadKind::TargetItems { .. } => {
             let mut acc = Accumulator::new(opts);
-            let plain = RankingOptions {
-                exclude_history: false,
-                ..opts.clone()
-            };
+            let plain = opts.clone().with_exclude_history(false);
             for chunk in examples.chunks(opts.batch_size.max(1)) {
                 let scores = model.forward(finetune_inputs::<B>(chunk, max_len, causal, device));
                 let positives: Vec<usize> = chunk.iter().map(|e| e.label as usize).collect();
@@ -245,16 +224,5 @@ pub fn evaluate_task<B: Backend>(
             }
             TaskEvaluation::Ranking(acc.report(opts))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn left_padding_keeps_the_most_recent_items() {
-        assert_eq!(left_padded(&[5, 6, 7], 5, &[2]), vec![0, 0, 5, 6, 7, 2]);
-        assert_eq!(left_padded(&[5, 6, 7, 8], 2, &[]), vec![7, 8]);
     }
 }

@@ -8,8 +8,8 @@ use peterrec_model::{
     save_backbone, FineTuneConfig, FineTuneModel, HeadKind, Insertion, NextItNet, NextItNetConfig,
     PatchInit, Strategy,
 };
-use peterrec_train::evaluate::left_padded;
-use peterrec_train::{Answer, Query, Request, TaskServer, TrainError};
+use peterrec_serve::{Answer, Query, Request, ServeError, TaskServer};
+use peterrec_train::eval::left_padded;
 
 type B = NdArray<f32>;
 
@@ -291,13 +291,13 @@ fn task_files_reload_onto_a_server_opened_from_the_backbone_file() {
     foreign.save_task(&p).unwrap();
     assert!(matches!(
         reloaded.load_task("foreign", &p),
-        Err(TrainError::Model(
+        Err(ServeError::Model(
             peterrec_model::ModelError::BackboneMismatch { .. }
         ))
     ));
     assert!(matches!(
         reloaded.add_task("foreign", foreign),
-        Err(TrainError::Config(_))
+        Err(ServeError::Config(_))
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -320,7 +320,7 @@ fn bad_requests_are_typed_errors() {
             query,
         };
         match server.answer(std::slice::from_ref(&r)) {
-            Err(TrainError::Request(m)) => assert!(m.starts_with("request 0"), "{m}"),
+            Err(ServeError::Request(m)) => assert!(m.starts_with("request 0"), "{m}"),
             other => panic!("{r:?}: {other:?}"),
         }
     }

@@ -1,47 +1,12 @@
-//! Evaluation metrics as free functions: ranking (full and sampled) and classification.
+//! Full-ranking metrics: the rank of the positive among the whole eligible catalogue, HR@k,
+//! NDCG@k and MRR@k of a rank, and their running means over users.
 //!
-//! # Ranking conventions
-//!
-//! All ranking functions turn a row of scores (one per catalogue item) and the index of the
-//! positive item into a 1-based **rank**:
-//!
-//! ```text
-//! rank = 1 + #{eligible items i ≠ positive : score[i] ≥ score[positive]}
-//! ```
-//!
-//! * **Ties count against the positive.** An item whose score *equals* the positive's is ranked
-//!   above it. A model that gives every item the same score therefore gets the worst possible
-//!   rank, never a lucky first place.
-//! * **NaN**: a NaN score of another item never beats the positive; a NaN score of the positive
-//!   is beaten by every eligible item (it is ranked last).
-//! * **Eligible** items are all catalogue items except the special tokens (padding, mask, CLS…),
-//!   which are never ranked, and, when asked for, the items already in the user's history.
-//! * **The positive is always ranked**, even when it also appears in the history (a repeated
-//!   item); excluding it would make the hit impossible.
-//!
-//! From a rank, [`hit_at`], [`ndcg_at`] and [`mrr_at`] give HR@k, NDCG@k = 1/log2(rank + 1) and
-//! MRR@k = 1/rank, each 0 when `rank > k`. [`RankingMetrics`] accumulates them over users.
-//!
-//! # Two protocols, named apart
-//!
-//! * **Full ranking** ([`full_rank`], [`ranks_from_scores`]): the positive is ranked against the
-//!   whole eligible catalogue. This is the honest number.
-//! * **Sampled ranking** ([`sampled_negatives`], [`sampled_rank`], [`sampled_rank_for_user`]): the
-//!   PeterRec/NextItNet papers' protocol — the positive against [`SAMPLED_NEGATIVES`] (99) random
-//!   negatives. It inflates every metric and is only reported beside full ranking, under
-//!   `sampled_` names (see [`RankingMeans::to_flat_map`]).
-//!
-//! # Classification
-//!
-//! [`accuracy`], [`macro_f1`], [`ConfusionMatrix`], [`majority_class`] and
-//! [`majority_baseline_accuracy`]; [`ClassificationReport`] bundles them. Functions return
-//! `None` on empty input instead of NaN.
+//! Conventions (ties against the positive, NaN handling, eligible items) are in the
+//! [module docs of `eval`](crate::eval).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
-use peterrec_data::sampler::ItemSampler;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------
@@ -79,7 +44,7 @@ pub fn mrr_at(rank: usize, k: usize) -> f64 {
 /// Whether an item scored `other` is ranked above a positive scored `positive`
 /// (ties and a NaN positive count against the positive; a NaN `other` never beats).
 #[inline]
-fn beats(other: f32, positive: f32) -> bool {
+pub(crate) fn beats(other: f32, positive: f32) -> bool {
     positive.is_nan() || other >= positive
 }
 
@@ -92,7 +57,7 @@ fn beats(other: f32, positive: f32) -> bool {
 /// `scores` has one entry per catalogue item. Items listed in `specials` are never ranked; items
 /// in `history` (when given) are excluded too, except the positive itself, which is always
 /// ranked. Indices out of range in `specials` or `history` are ignored; duplicates are harmless.
-/// Ties count against the positive (see the [module docs](self)).
+/// Ties count against the positive (see the [module docs](crate::eval)).
 ///
 /// Returns `None` when the row is empty, when `positive` is out of range, or when `positive` is
 /// a special token (such a target is a data error, not a miss).
@@ -231,90 +196,6 @@ pub fn exclusion_mask<B: Backend>(
 pub fn positives_tensor<B: Backend>(positives: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = positives.iter().map(|&p| p as i64).collect();
     Tensor::from_data(TensorData::new(data, [positives.len()]), device)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sampled ranking (the papers' protocol)
-// ---------------------------------------------------------------------------------------------
-
-/// Number of random negatives in the papers' sampled protocol (99 negatives + the positive).
-pub const SAMPLED_NEGATIVES: usize = 99;
-
-/// Draws `count` distinct negatives for the **sampled** protocol, uniformly without replacement
-/// from `0..n_items` minus the positive, the `specials` and the user's `history`.
-///
-/// Deterministic for a given generator state: pass a seeded
-/// [`rand_chacha::ChaCha8Rng`] for reproducible evaluation. When fewer than `count` items are
-/// eligible, all of them are returned (in ascending order) and the generator is not used.
-/// The draws are [`ItemSampler::sample_distinct`]'s: rejection sampling when the eligible items
-/// are at least `4 count`, a partial shuffle of them otherwise.
-///
-/// # Panics
-///
-/// If `n_items` exceeds `u32::MAX` (item indices are `u32`).
-pub fn sampled_negatives<R: Rng + ?Sized>(
-    rng: &mut R,
-    n_items: usize,
-    positive: usize,
-    specials: &[usize],
-    history: &[usize],
-    count: usize,
-) -> Vec<usize> {
-    let n = u32::try_from(n_items).expect("a catalogue of at most u32::MAX items");
-    let excluded: HashSet<u32> = specials
-        .iter()
-        .chain(history)
-        .chain(std::iter::once(&positive))
-        .filter(|&&i| i < n_items)
-        .map(|&i| i as u32)
-        .collect();
-    match ItemSampler::uniform(0..n) {
-        Ok(items) => items
-            .sample_distinct(count, &excluded, rng)
-            .into_iter()
-            .map(|i| i as usize)
-            .collect(),
-        Err(_) => Vec::new(), // no item at all
-    }
-}
-
-/// Rank of `positive` among itself and the given `negatives` (the **sampled** protocol), with
-/// ties counted against the positive. Returns `None` if any index is out of range of `scores`.
-/// The rank lies in `1..=negatives.len() + 1`.
-pub fn sampled_rank(scores: &[f32], positive: usize, negatives: &[usize]) -> Option<usize> {
-    let p = *scores.get(positive)?;
-    let mut above = 0;
-    for &i in negatives {
-        if beats(*scores.get(i)?, p) {
-            above += 1;
-        }
-    }
-    Some(above + 1)
-}
-
-/// The papers' **sampled** rank for one user: draws [`SAMPLED_NEGATIVES`] negatives with
-/// [`sampled_negatives`] (never the positive, a special or a history item) and ranks the
-/// positive among them with [`sampled_rank`]. Returns `None` on an empty row, an out-of-range
-/// positive or a positive that is a special token.
-pub fn sampled_rank_for_user<R: Rng + ?Sized>(
-    rng: &mut R,
-    scores: &[f32],
-    positive: usize,
-    specials: &[usize],
-    history: &[usize],
-) -> Option<usize> {
-    if positive >= scores.len() || specials.contains(&positive) {
-        return None;
-    }
-    let negatives = sampled_negatives(
-        rng,
-        scores.len(),
-        positive,
-        specials,
-        history,
-        SAMPLED_NEGATIVES,
-    );
-    sampled_rank(scores, positive, &negatives)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,232 +345,10 @@ impl RankingMeans {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Classification
-// ---------------------------------------------------------------------------------------------
-
-/// Fraction of positions where `pred` equals `truth`; `None` when empty.
-///
-/// # Panics
-///
-/// If the two slices have different lengths.
-pub fn accuracy(truth: &[usize], pred: &[usize]) -> Option<f64> {
-    assert_eq!(
-        truth.len(),
-        pred.len(),
-        "truth and prediction lengths differ"
-    );
-    if truth.is_empty() {
-        return None;
-    }
-    let correct = truth.iter().zip(pred).filter(|(t, p)| t == p).count();
-    Some(correct as f64 / truth.len() as f64)
-}
-
-/// Macro-averaged F1 over classes; `None` when empty.
-///
-/// Per class, F1 = 2·TP / (2·TP + FP + FN). A class that appears in the truth or in the
-/// predictions but is never correct scores 0. **Classes absent from both the truth and the
-/// predictions are skipped** (they would be 0/0), so the average is over the classes that
-/// occur.
-///
-/// # Panics
-///
-/// If the two slices have different lengths.
-pub fn macro_f1(truth: &[usize], pred: &[usize]) -> Option<f64> {
-    ConfusionMatrix::from_labels(truth, pred).macro_f1()
-}
-
-/// Counts of (true class, predicted class) pairs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfusionMatrix {
-    /// `counts[t][p]`: how many examples of true class `t` were predicted as `p`.
-    counts: Vec<Vec<u64>>,
-}
-
-impl ConfusionMatrix {
-    /// An all-zero `n_classes × n_classes` matrix.
-    pub fn new(n_classes: usize) -> Self {
-        Self {
-            counts: vec![vec![0; n_classes]; n_classes],
-        }
-    }
-
-    /// Counts the pairs of `truth` and `pred`; the size is `max label + 1`.
-    ///
-    /// # Panics
-    ///
-    /// If the two slices have different lengths.
-    pub fn from_labels(truth: &[usize], pred: &[usize]) -> Self {
-        assert_eq!(
-            truth.len(),
-            pred.len(),
-            "truth and prediction lengths differ"
-        );
-        let n = truth.iter().chain(pred).max().map_or(0, |&m| m + 1);
-        let mut cm = Self::new(n);
-        for (&t, &p) in truth.iter().zip(pred) {
-            cm.add(t, p);
-        }
-        cm
-    }
-
-    fn grow(&mut self, n: usize) {
-        if n > self.counts.len() {
-            for row in &mut self.counts {
-                row.resize(n, 0);
-            }
-            self.counts.resize(n, vec![0; n]);
-        }
-    }
-
-    /// Adds one example, growing the matrix if a label is new.
-    pub fn add(&mut self, truth: usize, pred: usize) {
-        self.grow(truth.max(pred) + 1);
-        self.counts[truth][pred] += 1;
-    }
-
-    /// Number of classes (rows).
-    pub fn n_classes(&self) -> usize {
-        self.counts.len()
-    }
-
-    /// Count of examples of class `truth` predicted as `pred` (0 outside the matrix).
-    pub fn get(&self, truth: usize, pred: usize) -> u64 {
-        self.counts
-            .get(truth)
-            .and_then(|r| r.get(pred))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// The rows `counts[truth][pred]`.
-    pub fn rows(&self) -> &[Vec<u64>] {
-        &self.counts
-    }
-
-    /// Total number of examples.
-    pub fn total(&self) -> u64 {
-        self.counts.iter().flatten().sum()
-    }
-
-    /// Number of correct predictions (the diagonal).
-    pub fn correct(&self) -> u64 {
-        (0..self.n_classes()).map(|c| self.counts[c][c]).sum()
-    }
-
-    /// Accuracy; `None` when empty.
-    pub fn accuracy(&self) -> Option<f64> {
-        let total = self.total();
-        (total > 0).then(|| self.correct() as f64 / total as f64)
-    }
-
-    /// F1 of each class, `None` for a class absent from both truth and predictions.
-    pub fn per_class_f1(&self) -> Vec<Option<f64>> {
-        (0..self.n_classes())
-            .map(|c| {
-                let tp = self.counts[c][c];
-                let support: u64 = self.counts[c].iter().sum();
-                let predicted: u64 = self.counts.iter().map(|r| r[c]).sum();
-                let fn_ = support - tp;
-                let fp = predicted - tp;
-                let denom = 2 * tp + fp + fn_;
-                (denom > 0).then(|| 2.0 * tp as f64 / denom as f64)
-            })
-            .collect()
-    }
-
-    /// Macro-F1 over the classes that occur (see [`macro_f1`]); `None` when empty.
-    pub fn macro_f1(&self) -> Option<f64> {
-        let f1s: Vec<f64> = self.per_class_f1().into_iter().flatten().collect();
-        (!f1s.is_empty()).then(|| f1s.iter().sum::<f64>() / f1s.len() as f64)
-    }
-}
-
-/// The most frequent label (the smallest one on ties); `None` when empty.
-pub fn majority_class(labels: &[usize]) -> Option<usize> {
-    let max = *labels.iter().max()?;
-    let mut counts = vec![0usize; max + 1];
-    for &l in labels {
-        counts[l] += 1;
-    }
-    // `max_by_key` keeps the last maximum; iterate in reverse to keep the smallest label.
-    counts
-        .iter()
-        .enumerate()
-        .rev()
-        .max_by_key(|&(_, c)| *c)
-        .map(|(l, _)| l)
-}
-
-/// Accuracy of always predicting the majority class **of the training labels** on the test
-/// labels. `None` when either is empty.
-pub fn majority_baseline_accuracy(train_labels: &[usize], test_labels: &[usize]) -> Option<f64> {
-    let m = majority_class(train_labels)?;
-    if test_labels.is_empty() {
-        return None;
-    }
-    Some(test_labels.iter().filter(|&&l| l == m).count() as f64 / test_labels.len() as f64)
-}
-
-/// Accuracy and macro-F1 of a classifier with the majority-class baseline beside them.
-/// `None` fields mean "no data", never NaN.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassificationReport {
-    /// Number of test examples.
-    pub count: usize,
-    /// Test accuracy.
-    pub accuracy: Option<f64>,
-    /// Test macro-F1 (classes absent from truth and predictions skipped).
-    pub macro_f1: Option<f64>,
-    /// Majority class of the training labels.
-    pub majority_class: Option<usize>,
-    /// Accuracy of always predicting `majority_class` on the test labels.
-    pub majority_accuracy: Option<f64>,
-}
-
-impl ClassificationReport {
-    /// Computes the report from the training labels (for the baseline), the test truth and the
-    /// test predictions.
-    ///
-    /// # Panics
-    ///
-    /// If `truth` and `pred` have different lengths.
-    pub fn new(train_labels: &[usize], truth: &[usize], pred: &[usize]) -> Self {
-        let cm = ConfusionMatrix::from_labels(truth, pred);
-        Self {
-            count: truth.len(),
-            accuracy: cm.accuracy(),
-            macro_f1: cm.macro_f1(),
-            majority_class: majority_class(train_labels),
-            majority_accuracy: majority_baseline_accuracy(train_labels, truth),
-        }
-    }
-}
-
-/// Index of the largest logit of each row of a `[batch, classes]` tensor (predicted classes).
-pub fn argmax_rows<B: Backend>(logits: Tensor<B, 2>) -> Vec<usize> {
-    let [batch, classes] = logits.dims();
-    if batch == 0 || classes == 0 {
-        return Vec::new();
-    }
-    logits
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .to_vec::<i64>()
-        .expect("argmax converts to i64")
-        .into_iter()
-        .map(|i| i as usize)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
 
     type B = NdArray<f32>;
 
@@ -748,7 +407,6 @@ mod tests {
         let s = [0.5, f32::NAN, 0.2];
         assert_eq!(full_rank(&s, 0, &[], None), Some(1)); // NaN negative never beats
         assert_eq!(full_rank(&s, 1, &[], None), Some(3)); // NaN positive ranked last
-        assert_eq!(sampled_rank(&s, 1, &[0, 2]), Some(3));
     }
 
     #[test]
@@ -860,122 +518,5 @@ mod tests {
         let scores = Tensor::<B, 2>::zeros([0, 5], &device);
         let pos = positives_tensor::<B>(&[], &device);
         assert!(ranks_from_scores(scores, pos, None).is_empty());
-    }
-
-    #[test]
-    fn sampled_negatives_respect_exclusions_and_seed() {
-        let specials = [0, 1];
-        let history = [5, 6, 7];
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let negs = sampled_negatives(&mut rng, 1000, 42, &specials, &history, 99);
-        assert_eq!(negs.len(), 99);
-        let set: HashSet<_> = negs.iter().copied().collect();
-        assert_eq!(set.len(), 99);
-        for bad in [0, 1, 5, 6, 7, 42] {
-            assert!(!set.contains(&bad));
-        }
-        let mut rng2 = ChaCha8Rng::seed_from_u64(7);
-        assert_eq!(
-            negs,
-            sampled_negatives(&mut rng2, 1000, 42, &specials, &history, 99)
-        );
-        // dense case (pool path)
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let negs = sampled_negatives(&mut rng, 120, 3, &specials, &history, 99);
-        let set: HashSet<_> = negs.iter().copied().collect();
-        assert_eq!(set.len(), 99);
-        assert!(!set.contains(&3) && !set.contains(&0) && !set.contains(&6));
-        // fewer eligible than asked: all of them
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        assert_eq!(
-            sampled_negatives(&mut rng, 6, 2, &[0], &[4], 99),
-            vec![1, 3, 5]
-        );
-        assert!(sampled_negatives(&mut rng, 0, 0, &[], &[], 99).is_empty());
-    }
-
-    #[test]
-    fn sampled_rank_ties_against_positive() {
-        let s = [0.0, 0.4, 0.4, 0.9, 0.1];
-        assert_eq!(sampled_rank(&s, 1, &[2, 4]), Some(2));
-        assert_eq!(sampled_rank(&s, 1, &[3, 2, 4]), Some(3));
-        assert_eq!(sampled_rank(&s, 1, &[]), Some(1));
-        assert_eq!(sampled_rank(&s, 1, &[17]), None);
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        // 5 items, special 0, positive best → rank 1 whatever is sampled
-        assert_eq!(sampled_rank_for_user(&mut rng, &s, 3, &[0], &[]), Some(1));
-        // all tied → last among the 4 eligible
-        assert_eq!(
-            sampled_rank_for_user(&mut rng, &[1.0; 5], 3, &[0], &[]),
-            Some(4)
-        );
-        assert_eq!(sampled_rank_for_user(&mut rng, &s, 0, &[0], &[]), None);
-        assert_eq!(sampled_rank_for_user(&mut rng, &[], 0, &[], &[]), None);
-    }
-
-    #[test]
-    fn classification_hand_computed() {
-        let truth = [0, 0, 1, 1, 2, 2];
-        let pred = [0, 1, 1, 1, 0, 2];
-        assert!(close(accuracy(&truth, &pred).unwrap(), 4.0 / 6.0));
-        // class 0: tp1 fp1 fn1 → 0.5 ; class 1: tp2 fp1 fn0 → 0.8 ; class 2: tp1 fp0 fn1 → 2/3
-        let f1 = macro_f1(&truth, &pred).unwrap();
-        assert!(close(f1, (0.5 + 0.8 + 2.0 / 3.0) / 3.0));
-
-        let cm = ConfusionMatrix::from_labels(&truth, &pred);
-        assert_eq!(cm.get(2, 0), 1);
-        assert_eq!(cm.get(0, 1), 1);
-        assert_eq!(cm.get(9, 9), 0);
-        assert_eq!(cm.total(), 6);
-        assert_eq!(cm.correct(), 4);
-    }
-
-    #[test]
-    fn macro_f1_skips_absent_classes() {
-        // class 1 appears nowhere: skipped; class 3 only predicted: F1 0.
-        let truth = [0, 0, 2];
-        let pred = [0, 3, 2];
-        // class 0: tp1 fn1 → 2/3 ; class 2: 1 ; class 3: fp1 → 0
-        let f1 = macro_f1(&truth, &pred).unwrap();
-        assert!(close(f1, (2.0 / 3.0 + 1.0 + 0.0) / 3.0));
-        let per = ConfusionMatrix::from_labels(&truth, &pred).per_class_f1();
-        assert_eq!(per[1], None);
-    }
-
-    #[test]
-    fn classification_empty() {
-        assert_eq!(accuracy(&[], &[]), None);
-        assert_eq!(macro_f1(&[], &[]), None);
-        assert_eq!(majority_class(&[]), None);
-        assert_eq!(majority_baseline_accuracy(&[], &[1]), None);
-        assert_eq!(majority_baseline_accuracy(&[1], &[]), None);
-        let r = ClassificationReport::new(&[], &[], &[]);
-        assert_eq!(r.count, 0);
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"count":0,"accuracy":null,"macro_f1":null,"majority_class":null,"majority_accuracy":null}"#
-        );
-    }
-
-    #[test]
-    fn majority_baseline_uses_train_labels() {
-        assert_eq!(majority_class(&[2, 1, 1, 2, 0]), Some(1)); // tie 1 vs 2 → smaller
-                                                               // train majority is 1; test has two 1s of five
-        assert_eq!(
-            majority_baseline_accuracy(&[1, 1, 0], &[0, 0, 1, 1, 0]),
-            Some(0.4)
-        );
-        let r = ClassificationReport::new(&[1, 1, 0], &[0, 1], &[1, 1]);
-        assert_eq!(r.accuracy, Some(0.5));
-        assert_eq!(r.majority_accuracy, Some(0.5));
-        assert_eq!(r.majority_class, Some(1));
-    }
-
-    #[test]
-    fn argmax_rows_works() {
-        let device = Default::default();
-        let t = Tensor::<B, 2>::from_data([[0.1, 0.7, 0.2], [3.0, -1.0, 2.0]], &device);
-        assert_eq!(argmax_rows(t), vec![1, 0]);
-        assert!(argmax_rows(Tensor::<B, 2>::zeros([0, 3], &device)).is_empty());
     }
 }

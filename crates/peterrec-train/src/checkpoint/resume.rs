@@ -16,10 +16,10 @@ use burn::tensor::backend::AutodiffBackend;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::CheckpointDir;
+use super::atomic::read_json;
+use super::dir::CheckpointDir;
 use crate::error::{Result, TrainError};
-use crate::log::EarlyStopping;
-use crate::loops::EpochRecord;
+use crate::log::{EarlyStopping, EpochRecord};
 
 const MODEL: &str = "model";
 const OPTIM: &str = "optim";
@@ -108,7 +108,7 @@ where
     let Some(last) = dir.last()? else {
         return Ok(None);
     };
-    let state: LoopState = crate::checkpoint::read_json(last.file(STATE))?;
+    let state: LoopState = read_json(last.file(STATE))?;
     let best = match dir.best()? {
         Some(b) if state.best_epoch > 0 => {
             let path = b.file(MODEL);

@@ -2,6 +2,7 @@
 
 use crate::data::DataError;
 use crate::model::ModelError;
+use crate::serve::ServeError;
 use crate::train::TrainError;
 
 /// Any error of peterrec: each crate's own error, kept whole, so a program can still match on
@@ -20,6 +21,9 @@ pub enum Error {
     /// Training, evaluation, checkpoints and devices ([`peterrec_train`]).
     #[error(transparent)]
     Train(#[from] TrainError),
+    /// Answering requests ([`peterrec_serve`]).
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// `Result` with [`Error`] as its default error.

@@ -1,14 +1,22 @@
-//! # peterrec
+#![doc = include_str!("../README.md")]
 //!
-//! Parameter-efficient transfer learning for sequential recommendation: PeterRec (Yuan et al.,
-//! SIGIR 2020) on the NextItNet backbone (Yuan et al., WSDM 2019), in pure Rust on Burn.
+//! # Crates
 //!
-//! This facade re-exports the four crates of the workspace:
+//! This facade re-exports the crates of the workspace, with one [`prelude`] and one [`Error`]:
 //! - [`data`] (`peterrec-data`): readers, vocabularies, sequences, splits, tasks, batching;
-//! - [`model`] (`peterrec-model`): backbone, model patches, heads, strategies, persistence;
-//! - [`train`] (`peterrec-train`): training loops, metrics, checkpoints, backend selection;
+//! - [`model`] (`peterrec-model`): backbone, model patches, heads, strategies, files;
+//! - [`train`] (`peterrec-train`): configurations, training loops, evaluation, checkpoints,
+//!   devices;
 //! - [`serve`] (`peterrec-serve`): one backbone serving many fine-tuned tasks.
+//!
+//! `docs/design.md` in the repository describes the layout and the path of a batch.
 
+#![warn(missing_docs)]
+
+mod error;
+pub mod prelude;
+
+pub use error::{Error, Result};
 pub use peterrec_data as data;
 pub use peterrec_model as model;
 pub use peterrec_serve as serve;

@@ -40,6 +40,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod fit;
 pub mod log;
 pub mod loops;
 pub mod progress;
@@ -51,7 +52,8 @@ pub use checkpoint::{
 };
 pub use config::{FineTuneLoss, FineTuneTrainConfig, PretrainConfig, TrainConfig};
 pub use device::{
-    check_device, cpu_device, cuda_available, Cpu, CpuAutodiff, DeviceChoice, ParseDeviceError,
+    check_device, cpu_device, cuda_available, Cpu, CpuAutodiff, DefaultAutodiffBackend,
+    DefaultBackend, DeviceChoice, ParseDeviceError,
     CUDA_COMPILED, FLEX_COMPILED,
 };
 #[cfg(feature = "cuda")]
@@ -64,6 +66,7 @@ pub use eval::{
     RankingMetrics, RankingOptions, RankingReport, TaskEvaluation,
 };
 pub use log::{Decision, EarlyStopping, EpochRecord, MetricsLog, Mode};
+pub use fit::{FineTuned, FineTuner, Pretrained, Pretrainer};
 pub use loops::{check_lengths, finetune, pretrain, FineTuneReport, PretrainReport};
 pub use progress::{EpochProgress, EpochStats};
 pub use schedule::LrSchedule;

@@ -11,16 +11,28 @@ use serde::{Deserialize, Serialize};
 ///
 /// Parsed with [`FromStr`] (case-insensitive, surrounding spaces ignored), printed with
 /// [`Display`](fmt::Display) in the same syntax, and (de)serialised as that string.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The default is the CPU backend that trains fastest in this build: `flex` when the `flex`
+/// feature is on (the facade's default), else `cpu`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum DeviceChoice {
     /// The CPU (`NdArray` backend).
-    #[default]
     Cpu,
     /// The CPU through Burn's `Flex` backend (needs the `flex` feature).
     Flex,
     /// The CUDA GPU with this index.
     Cuda(usize),
+}
+
+impl Default for DeviceChoice {
+    fn default() -> Self {
+        if cfg!(feature = "flex") {
+            DeviceChoice::Flex
+        } else {
+            DeviceChoice::Cpu
+        }
+    }
 }
 
 /// Why a device string could not be parsed.

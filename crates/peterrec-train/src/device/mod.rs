@@ -1,11 +1,11 @@
 //! Run-time choice of backend and device.
 //!
-//! The CPU backend (Burn's `NdArray`) is always compiled. The CUDA backend is compiled with
-//! this crate's `cuda` feature (`cargo run --features cuda ...`); it needs no CUDA toolkit at
-//! build time, and loads the driver library (`libcuda`) at run time. The `flex` feature adds
-//! Burn's `Flex` CPU backend (pure Rust, SIMD kernels, the `gemm` crate), chosen with
-//! `--device flex`: faster than `NdArray` on our shapes (`docs/benchmarks.md`); the test suite
-//! runs on `NdArray`.
+//! The CPU backend Burn's `NdArray` is always compiled. The `flex` feature (on by default in the
+//! `peterrec` facade) adds Burn's `Flex` CPU backend (pure Rust, SIMD kernels, the `gemm`
+//! crate), which trains faster on our shapes (`docs/benchmarks.md`) and is then the default
+//! ([`DefaultBackend`], [`DeviceChoice::default`]). The CUDA backend is compiled with the `cuda`
+//! feature (`cargo run --features cuda ...`); it needs no CUDA toolkit at build time, and loads
+//! the driver library (`libcuda`) at run time.
 //!
 //! Burn's CUDA device constructor succeeds even without a GPU and the first operation then
 //! panics, so CUDA is probed first with the driver API ([`cuda_available`]), which never
@@ -38,6 +38,17 @@ pub type FlexCpu = burn::backend::Flex;
 /// The `Flex` CPU backend with automatic differentiation, for training.
 #[cfg(feature = "flex")]
 pub type FlexAutodiff = burn::backend::Autodiff<FlexCpu>;
+
+/// The CPU backend that trains fastest in this build: `Flex` with the `flex` feature, else
+/// `NdArray`.
+#[cfg(feature = "flex")]
+pub type DefaultBackend = FlexCpu;
+/// The CPU backend that trains fastest in this build: `Flex` with the `flex` feature, else
+/// `NdArray`.
+#[cfg(not(feature = "flex"))]
+pub type DefaultBackend = Cpu;
+/// [`DefaultBackend`] with automatic differentiation, for training.
+pub type DefaultAutodiffBackend = burn::backend::Autodiff<DefaultBackend>;
 
 /// Whether this build includes the `Flex` CPU backend (the `flex` feature).
 pub const FLEX_COMPILED: bool = cfg!(feature = "flex");

@@ -6,34 +6,23 @@
 //! ```
 //! The synthetic data has four user types, each walking its own Markov chain over 200 items (40%
 //! of a type's transitions lead into its own quarter of the catalogue); the type is the label of
-//! the fine-tuning task. Ends with one JSON line. Measured on 2 cores: about 60 s after the build;
-//! PeterRec 0.90 test accuracy, FineCLS 0.71, majority class 0.30.
+//! the fine-tuning task. Prints a line per stage and ends with one JSON line.
 
-// mimalloc, keeping freed memory (faster steps; see the module).
 #[path = "common/alloc.rs"]
 mod alloc;
 
 use std::time::Instant;
 
-use peterrec::data::split::{leave_one_out, SplitConfig};
-use peterrec::data::synthetic::{try_generate, SyntheticConfig};
-use peterrec::model::{
-    FineTuneConfig, HeadKind, Insertion, NextItNetConfig, ParamReport, Strategy,
-};
-use peterrec::train::{
-    finetune, pretrain, CpuAutodiff, FineTuneLoss, FineTuneTrainConfig, LrSchedule, PretrainConfig,
-    TaskEvaluation, TrainConfig,
-};
+use peterrec::prelude::*;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> peterrec::Result<()> {
     alloc::keep_freed_memory();
     let start = Instant::now();
     let device = Default::default();
-    let data = try_generate(
-        &SyntheticConfig::default()
-            .with_users(2000)
-            .with_affinity(0.4),
-    )?;
+    let data = SyntheticConfig::new()
+        .with_users(2000)
+        .with_affinity(0.4)
+        .generate()?;
     let task = data.classification_task(&SplitConfig::fractions(0.7, 0.1, 7))?;
     println!(
         "synthetic data: {} users, {} items, {} types; task split {}/{}/{}",
@@ -45,37 +34,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         task.test.len()
     );
 
-    // 1. Pretrain on every user's sequence (self-supervised: labels are not used).
-    let config = NextItNetConfig::new(data.vocab.len(), 64, vec![1, 2, 4]).with_seed(1);
-    let split = leave_one_out(&data.sequences);
+    // The sequences hold at most 30 items: rows of 30 and a receptive field that fits them.
     let train = |epochs: usize, lr: f64| {
         TrainConfig::new()
             .with_epochs(epochs)
-            .with_batch_size(64)
             .with_lr(lr)
             .with_lr_schedule(LrSchedule::Constant)
             .with_max_len(30)
-            .with_patience(2)
     };
-    // Next-item objective, full softmax, validation by full ranking only (the defaults), on the
-    // last 30 items of each sequence without sub-sequence windows.
-    let pretrain_cfg = PretrainConfig::new()
-        .with_train(train(10, 5e-3))
+
+    // 1. Pretrain on every user's sequence (self-supervised: labels are not used).
+    let backbone = NextItNetConfig::new(data.vocab.len(), 64, vec![1, 2, 1]).with_seed(1);
+    let pretrain = PretrainConfig::new()
+        .with_train(train(10, 5e-3).with_patience(2))
+        .with_ranking(RankingOptions::new().with_sampled(false))
         .with_windows(false);
-    let lm = config.init_lm::<CpuAutodiff>(&device)?;
-    let (lm, pre) = pretrain(lm, &split.train, &split.valid, &pretrain_cfg, &device)?;
+    let pretrained = Pretrainer::new(backbone)
+        .with_config(pretrain)
+        .fit::<DefaultAutodiffBackend>(&data.sequences, &device)?;
+    let valid = &pretrained.report.valid.full;
     println!(
         "pretrained {} epochs in {:.1}s: validation HR@10 {:.3}, NDCG@10 {:.3}",
-        pre.epochs,
-        pre.seconds,
-        pre.valid.full.hr_at(10).unwrap_or(0.0),
-        pre.valid.full.ndcg_at(10).unwrap_or(0.0)
+        pretrained.report.epochs,
+        pretrained.report.seconds,
+        valid.hr_at(10).unwrap_or(0.0),
+        valid.ndcg_at(10).unwrap_or(0.0)
     );
 
     // 2. Fine-tune two strategies on the user-type task from the same backbone.
-    let head = HeadKind::Classifier {
-        outputs: task.num_outputs(),
-    };
     let mut results = Vec::new();
     for strategy in [
         Strategy::PeterRec {
@@ -83,13 +69,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         Strategy::FineCls,
     ] {
-        let model = FineTuneConfig::new(strategy, head).init(lm.backbone.clone(), &device)?;
-        let params = ParamReport::of(&model);
-        let cfg = FineTuneTrainConfig::new()
-            .with_train(train(30, 1e-2).with_patience(5))
-            .with_loss(FineTuneLoss::Softmax);
-        let (_, report) = finetune(model, &task, &cfg, &device)?;
-        let TaskEvaluation::Classification(test) = &report.test else {
+        let tuned = FineTuner::new(strategy)
+            .with_config(FineTuneTrainConfig::new().with_train(train(30, 1e-2).with_patience(5)))
+            .fit(pretrained.model.backbone.clone(), &task, &device)?;
+        let params = ParamReport::of(&tuned.model);
+        let TaskEvaluation::Classification(test) = tuned.report.test else {
             unreachable!("a classifier head gives a classification report")
         };
         println!(
@@ -98,22 +82,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             test.macro_f1.unwrap_or(0.0),
             params.trainable,
             params.total,
-            report.best_epoch
+            tuned.report.best_epoch
         );
-        results.push((strategy, test.clone(), params.trainable));
+        results.push((test, params.trainable));
     }
-    let majority = results[0].1.majority_accuracy.unwrap_or(0.0);
+    let majority = results[0].0.majority_accuracy.unwrap_or(0.0);
     println!("majority-class baseline: {majority:.3}");
     println!(
         "{}",
         serde_json::json!({
-            "peterrec_accuracy": results[0].1.accuracy,
-            "finecls_accuracy": results[1].1.accuracy,
+            "peterrec_accuracy": results[0].0.accuracy,
+            "finecls_accuracy": results[1].0.accuracy,
             "majority_accuracy": majority,
-            "peterrec_trainable_params": results[0].2,
-            "finecls_trainable_params": results[1].2,
-            "pretrain_valid_hr@10": pre.valid.full.hr_at(10),
-            "pretrain_epochs": pre.epochs,
+            "peterrec_trainable_params": results[0].1,
+            "finecls_trainable_params": results[1].1,
+            "pretrain_valid_hr@10": valid.hr_at(10),
+            "pretrain_epochs": pretrained.report.epochs,
             "seconds": start.elapsed().as_secs_f64(),
         })
     );

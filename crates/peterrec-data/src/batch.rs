@@ -356,6 +356,26 @@ pub enum SeqObjective {
     },
 }
 
+impl std::str::FromStr for SeqObjective {
+    type Err = crate::error::DataError;
+
+    /// Parses `next` (next item at every position) or `masked:P` (next item with inputs masked
+    /// with probability `0 <= P < 1`). The cloze objective needs the vocabulary size and is built
+    /// in code.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "next" {
+            return Ok(SeqObjective::NextItem);
+        }
+        match s.strip_prefix("masked:").map(str::parse::<f64>) {
+            Some(Ok(p)) if (0.0..1.0).contains(&p) => Ok(SeqObjective::MaskedNextItem { p }),
+            _ => Err(crate::error::DataError::InvalidConfig(format!(
+                "unknown objective `{s}` (expected `next` or `masked:P` with 0 <= P < 1)"
+            ))),
+        }
+    }
+}
+
 impl SeqObjective {
     /// Host-side rows for `seqs`.
     pub fn rows(&self, seqs: &[&[u32]], max_len: usize, rng: &mut ChaCha8Rng) -> SeqRows {

@@ -109,7 +109,13 @@ impl<B: AutodiffBackend> Pretrained<B> {
     /// the user's history excluded, ties counted against the target, and the sampled protocol
     /// beside it when `options` asks for it.
     pub fn test_report(&self, options: &RankingOptions, device: &B::Device) -> RankingReport {
-        evaluate_next_item(&self.model.valid(), &self.test, self.max_len, options, device)
+        evaluate_next_item(
+            &self.model.valid(),
+            &self.test,
+            self.max_len,
+            options,
+            device,
+        )
     }
 }
 

@@ -53,8 +53,7 @@ pub use checkpoint::{
 pub use config::{FineTuneLoss, FineTuneTrainConfig, PretrainConfig, TrainConfig};
 pub use device::{
     check_device, cpu_device, cuda_available, Cpu, CpuAutodiff, DefaultAutodiffBackend,
-    DefaultBackend, DeviceChoice, ParseDeviceError,
-    CUDA_COMPILED, FLEX_COMPILED,
+    DefaultBackend, DeviceChoice, ParseDeviceError, CUDA_COMPILED, FLEX_COMPILED,
 };
 #[cfg(feature = "cuda")]
 pub use device::{cuda_device, Gpu, GpuAutodiff};
@@ -65,8 +64,8 @@ pub use eval::{
     evaluate_next_item, evaluate_task, ClassificationReport, ConfusionMatrix, RankingMeans,
     RankingMetrics, RankingOptions, RankingReport, TaskEvaluation,
 };
-pub use log::{Decision, EarlyStopping, EpochRecord, MetricsLog, Mode};
 pub use fit::{FineTuned, FineTuner, Pretrained, Pretrainer};
+pub use log::{Decision, EarlyStopping, EpochRecord, MetricsLog, Mode};
 pub use loops::{check_lengths, finetune, pretrain, FineTuneReport, PretrainReport};
 pub use progress::{EpochProgress, EpochStats};
 pub use schedule::LrSchedule;

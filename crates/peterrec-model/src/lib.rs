@@ -16,6 +16,9 @@
 //!   backends (Burn's Adam, with the same values, elsewhere).
 //! - [`StreamModel`] and [`StreamState`]: streaming inference, one step per layer for each
 //!   appended item.
+//! - [`linear_cross_entropy`], [`table_cross_entropy`], [`layer_norm_relu`]: the fused
+//!   operations the heads and blocks use, on host buffers on the CPU backends (their kernels are
+//!   `peterrec_kernels`'), Burn's tensor operations elsewhere; [`top_k`]: top-k of score rows.
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -34,42 +37,32 @@
 //! assert!(report.trainable * 10 < report.total);
 //! ```
 
-pub mod adam;
 pub mod backbone;
 pub mod block;
 pub mod conv;
-mod conv_host;
 pub mod error;
 pub mod finetune;
-pub mod fused;
-mod fused_host;
 pub mod hash;
 pub mod head;
-mod host;
 pub mod init;
 pub mod interchange;
 pub mod lm;
 pub mod loss;
-pub mod norm_relu;
+mod ops;
 pub mod params;
 pub mod patch;
-mod patch_host;
 pub mod paths;
 pub mod persist;
 pub mod positions;
 pub mod rank;
 pub mod sampled;
-mod sampled_host;
-pub mod softmax_rows;
 pub mod stream;
 
-pub use adam::{FusedAdam, FusedAdamConfig};
 pub use backbone::{NextItNet, NextItNetConfig, MAX_CONV_PADDING};
 pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
 pub use conv::{DilatedConv1d, DilatedConv1dConfig};
 pub use error::{ModelError, Result};
 pub use finetune::{FineTuneConfig, FineTuneModel, Strategy, TaskMeta};
-pub use fused::{linear_cross_entropy, table_cross_entropy};
 pub use head::{HeadKind, SoftmaxHead, SoftmaxHeadConfig, TaskHead};
 pub use interchange::{
     export_backbone, export_pretrained, export_task, import_backbone, import_pretrained,
@@ -77,9 +70,15 @@ pub use interchange::{
 };
 pub use lm::NextItNetLM;
 pub use loss::LossOutput;
+pub use ops::adam::{FusedAdam, FusedAdamConfig};
+pub use ops::cross_entropy::{
+    linear_cross_entropy, linear_cross_entropy_in_chunks, table_cross_entropy, CHUNK_ELEMENTS,
+};
+pub use ops::norm_relu::layer_norm_relu;
 pub use params::{ParamGroup, ParamReport};
 pub use patch::{ModelPatch, ModelPatchConfig, PatchInit};
 pub use persist::{content_hash, load_backbone, load_pretrained, save_backbone, save_pretrained};
 pub use positions::PositionPlan;
+pub use rank::{top_k, top_k_rows};
 pub use sampled::{NegativeDistribution, NegativeSampler};
 pub use stream::{StreamModel, StreamState};

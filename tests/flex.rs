@@ -16,7 +16,7 @@ use peterrec::data::split::{leave_one_out, SplitConfig};
 use peterrec::data::synthetic::{try_generate, SyntheticConfig, SyntheticData};
 use peterrec::data::NUM_RESERVED;
 use peterrec::model::io::paths::{collect_params, NamedTensor};
-use peterrec::model::norm_relu::layer_norm_relu;
+use peterrec::model::layer_norm_relu;
 use peterrec::model::{DilatedConv1dConfig, NegativeDistribution, NegativeSampler};
 use peterrec::model::{FineTuneConfig, HeadKind, Insertion, NextItNetConfig, Strategy};
 use peterrec::train::{

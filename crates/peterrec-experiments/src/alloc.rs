@@ -11,20 +11,10 @@
 
 pub use mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in the mimalloc sources that `libmimalloc-sys` 0.1.49 builds (15 in
-/// both its v2 and v3 headers; the crate exports no constant for it). `tests/alloc.rs` checks it.
-pub const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 /// Turns off mimalloc's purging of freed memory (`MIMALLOC_PURGE_DELAY=-1`). Only the first call
 /// in a process does anything; make it before starting threads.
 pub fn keep_freed_memory() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `mi_option_set` stores the value of a valid option number; it is not
-        // synchronised with other threads setting options, which `Once` rules out here and
-        // nothing else in these programs does.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-    });
+    peterrec_kernels::alloc::keep_freed_memory();
 }
 
 /// Declares mimalloc the global allocator of the crate it is expanded in (once, at the root of a

@@ -4,8 +4,8 @@
 
 peterrec_experiments::global_mimalloc!();
 
-use libmimalloc_sys::{mi_option_get, mi_option_use_numa_nodes};
 use peterrec_experiments::alloc;
+use peterrec_kernels::alloc::{purge_delay, use_numa_nodes};
 
 #[test]
 fn keep_freed_memory_sets_the_purge_delay_and_nothing_else() {
@@ -13,28 +13,11 @@ fn keep_freed_memory_sets_the_purge_delay_and_nothing_else() {
         eprintln!("MIMALLOC_PURGE_DELAY is set: skipped (this test checks mimalloc's default)");
         return;
     }
-    // SAFETY: reading options has no precondition.
-    let (before, numa_before) = unsafe {
-        (
-            mi_option_get(alloc::MI_OPTION_PURGE_DELAY),
-            mi_option_get(mi_option_use_numa_nodes),
-        )
-    };
+    let (before, numa_before) = (purge_delay(), use_numa_nodes());
     // mimalloc v3's default purge delay (milliseconds); no other option defaults to 1000.
-    assert_eq!(
-        before,
-        1000,
-        "option {} is not purge_delay",
-        alloc::MI_OPTION_PURGE_DELAY
-    );
+    assert_eq!(before, 1000, "the option read is not purge_delay");
     alloc::keep_freed_memory();
-    // SAFETY: as above.
-    let (after, numa_after) = unsafe {
-        (
-            mi_option_get(alloc::MI_OPTION_PURGE_DELAY),
-            mi_option_get(mi_option_use_numa_nodes),
-        )
-    };
+    let (after, numa_after) = (purge_delay(), use_numa_nodes());
     assert_eq!(after, -1);
     // Its neighbour in the option list is untouched.
     assert_eq!(numa_after, numa_before);

@@ -16,6 +16,9 @@
 //!   backends (Burn's Adam, with the same values, elsewhere).
 //! - [`StreamModel`] and [`StreamState`]: streaming inference, one step per layer for each
 //!   appended item.
+//! - [`linear_cross_entropy`], [`table_cross_entropy`], [`layer_norm_relu`]: the fused
+//!   operations the heads and blocks use, on host buffers on the CPU backends (their kernels are
+//!   `peterrec_kernels`'), Burn's tensor operations elsewhere; [`top_k`]: top-k of score rows.
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -34,24 +37,16 @@
 //! assert!(report.trainable * 10 < report.total);
 //! ```
 
-pub mod adam;
 pub mod backbone;
-mod conv_host;
 pub mod error;
 pub mod finetune;
-pub mod fused;
-mod fused_host;
-mod host;
 pub mod io;
 pub mod nn;
-pub mod norm_relu;
+mod ops;
 pub mod params;
-mod patch_host;
 pub mod pretrain;
 pub mod rank;
 pub mod sampled;
-mod sampled_host;
-pub mod softmax_rows;
 pub mod stream;
 
 // Short crate-internal paths to the modules that moved into folders.
@@ -60,13 +55,11 @@ pub(crate) use io::{hash, interchange, paths, persist};
 pub(crate) use nn::{block, conv, head, init, patch};
 pub(crate) use pretrain::{lm, loss};
 
-pub use adam::{FusedAdam, FusedAdamConfig};
 pub use backbone::{NextItNet, NextItNetConfig, MAX_CONV_PADDING};
 pub use block::{Insertion, ResidualBlock, ResidualBlockConfig};
 pub use conv::{DilatedConv1d, DilatedConv1dConfig};
 pub use error::{ModelError, Result};
 pub use finetune::{FineTuneConfig, FineTuneModel, Strategy, TaskMeta};
-pub use fused::{linear_cross_entropy, table_cross_entropy};
 pub use head::{HeadKind, SoftmaxHead, SoftmaxHeadConfig, TaskHead};
 pub use interchange::{
     export_backbone, export_pretrained, export_task, import_backbone, import_pretrained,
@@ -74,9 +67,15 @@ pub use interchange::{
 };
 pub use lm::NextItNetLM;
 pub use loss::LossOutput;
+pub use ops::adam::{FusedAdam, FusedAdamConfig};
+pub use ops::cross_entropy::{
+    linear_cross_entropy, linear_cross_entropy_in_chunks, table_cross_entropy, CHUNK_ELEMENTS,
+};
+pub use ops::norm_relu::layer_norm_relu;
 pub use params::{ParamGroup, ParamReport};
 pub use patch::{ModelPatch, ModelPatchConfig, PatchInit};
 pub use persist::{content_hash, load_backbone, load_pretrained, save_backbone, save_pretrained};
 pub use positions::PositionPlan;
+pub use rank::{top_k, top_k_rows};
 pub use sampled::{NegativeDistribution, NegativeSampler};
 pub use stream::{StreamModel, StreamState};

@@ -7,9 +7,9 @@ use burn::tensor::{
 };
 
 use crate::backbone::NextItNet;
-use crate::fused::{linear_cross_entropy, table_cross_entropy};
 use crate::head::TaskHead;
 use crate::loss::{bce_negatives_loss, cross_entropy, LossOutput};
+use crate::ops::cross_entropy::{linear_cross_entropy, table_cross_entropy};
 use crate::paths::{param_shapes, set_trainable};
 
 mod config;

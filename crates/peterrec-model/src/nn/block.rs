@@ -7,7 +7,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::conv::{DilatedConv1d, DilatedConv1dConfig};
-use crate::norm_relu::layer_norm_relu;
+use crate::ops::norm_relu::layer_norm_relu;
 use crate::patch::{ModelPatch, ModelPatchConfig};
 use crate::positions::BlockPlan;
 

@@ -18,9 +18,9 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::conv_host;
-use crate::host::{route_for, Route};
 use crate::init::{tn_param, zeros_param, DEFAULT_INIT_STD};
+use crate::ops;
+use crate::ops::host::{route_for, Route};
 use crate::positions::{index_tensor, ConvGeometry, TapPlan};
 
 /// Configuration of a [`DilatedConv1d`].
@@ -149,7 +149,7 @@ impl<B: Backend> DilatedConv1d<B> {
         let (weight, bias) = (self.linear.weight.val(), bias.val());
         match route_for::<B>(&[x.dtype(), weight.dtype(), bias.dtype()]) {
             Route::Tensor => self.forward_planned_tensor(x, plan),
-            route => conv_host::conv(route, x, weight, bias, plan),
+            route => ops::conv::conv(route, x, weight, bias, plan),
         }
     }
 
@@ -370,14 +370,14 @@ mod tests {
                 if x_trains {
                     x = x.require_grad();
                 }
-                let before = crate::host::host_runs();
+                let before = crate::ops::host::host_runs();
                 let y = if host {
                     conv.forward_planned(x.clone(), &plan)
                 } else {
                     conv.forward_planned_tensor(x.clone(), &plan)
                 };
                 assert_eq!(
-                    crate::host::host_runs() > before,
+                    crate::ops::host::host_runs() > before,
                     host,
                     "the host route ran"
                 );
@@ -461,9 +461,12 @@ mod tests {
                         burn::tensor::Distribution::Normal(0.0, 1.0),
                         &device,
                     );
-                    let before = crate::host::host_runs();
+                    let before = crate::ops::host::host_runs();
                     let host = valid.forward_planned(x.clone(), &plan);
-                    assert!(crate::host::host_runs() > before, "{case}: inference route");
+                    assert!(
+                        crate::ops::host::host_runs() > before,
+                        "{case}: inference route"
+                    );
                     let tensor = valid.forward_planned_tensor(x, &plan);
                     assert!(max_diff(host, tensor) < 1e-5, "{case}: inference");
                 }

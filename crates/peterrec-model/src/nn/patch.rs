@@ -7,9 +7,9 @@ use burn::tensor::{activation::sigmoid, backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::conv::linear_rows;
-use crate::host::{route_for, Route};
 use crate::init::{tn_param, zeros_param};
-use crate::patch_host::{self, PatchParams};
+use crate::ops::host::{route_for, Route};
+use crate::ops::patch::{self as host_patch, PatchParams};
 
 /// How the up-projection of a fresh patch is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -112,7 +112,7 @@ impl<B: Backend> ModelPatch<B> {
             ];
             match route_for::<B>(&dtypes) {
                 Route::Tensor => {}
-                route => return patch_host::delta(route, x, params),
+                route => return host_patch::delta(route, x, params),
             }
         }
         self.delta_tensor(x)
@@ -244,14 +244,14 @@ mod tests {
             if x_trains {
                 x = x.require_grad();
             }
-            let before = crate::host::host_runs();
+            let before = crate::ops::host::host_runs();
             let y = if host {
                 patch.delta(x.clone())
             } else {
                 patch.delta_tensor(x.clone())
             };
             assert_eq!(
-                crate::host::host_runs() > before,
+                crate::ops::host::host_runs() > before,
                 host,
                 "the host route ran"
             );
@@ -326,9 +326,9 @@ mod tests {
             .valid();
         let x =
             Tensor::<NdArray<f32>, 3>::random([2, 6, 16], Distribution::Normal(0.0, 2.0), &device);
-        let before = crate::host::host_runs();
+        let before = crate::ops::host::host_runs();
         let host = patch.delta(x.clone());
-        assert!(crate::host::host_runs() > before);
+        assert!(crate::ops::host::host_runs() > before);
         let diff = (host - patch.delta_tensor(x)).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");
     }

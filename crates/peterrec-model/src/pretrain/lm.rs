@@ -10,14 +10,14 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backbone::{NextItNet, NextItNetConfig};
 use crate::error::Result as ModelResult;
-use crate::fused::linear_cross_entropy;
 use crate::head::{SoftmaxHead, SoftmaxHeadConfig};
-use crate::host::{route_for, Route};
 use crate::loss::{
     cross_entropy, masked_positions, sampled_softmax_loss, select_positions, LossOutput,
 };
+use crate::ops::cross_entropy::linear_cross_entropy;
+use crate::ops::host::{route_for, Route};
+use crate::ops::sampled::{sampled_cross_entropy, Candidates};
 use crate::sampled::NegativeSampler;
-use crate::sampled_host::{sampled_cross_entropy, Candidates};
 
 /// NextItNet with its pretraining head.
 ///
@@ -195,7 +195,7 @@ impl<B: AutodiffBackend> NextItNetLM<B> {
 }
 
 /// The sampled-softmax loss by Burn tensor operations (any backend; the reference of the host
-/// route, `crate::sampled_host`).
+/// route, `crate::ops::sampled`).
 ///
 /// # Shapes
 /// - h: `[n, C]`, weight: `[C, V]`, bias: `[V]`, t: `[n]` (its values also in `true_ids`)
@@ -269,7 +269,7 @@ mod tests {
             first_item: 4,
             num_tokens: 30,
         };
-        let before = crate::host::host_runs();
+        let before = crate::ops::host::host_runs();
         let host = lm.sampled_loss(
             inputs.clone(),
             targets.clone(),
@@ -277,7 +277,7 @@ mod tests {
             &sampler,
             &mut ChaCha8Rng::seed_from_u64(3),
         );
-        assert!(crate::host::host_runs() > before, "the host route ran");
+        assert!(crate::ops::host::host_runs() > before, "the host route ran");
         // The same negatives through the tensor route.
         let negatives = sampler.sample(&mut ChaCha8Rng::seed_from_u64(3));
         let (h, t) = lm.predicted_states(inputs, targets, &mask).unwrap();

@@ -71,8 +71,7 @@ pub fn cuda_available() -> Result<usize, TrainError> {
             reason,
         };
         let probe = std::panic::catch_unwind(|| -> Result<usize, String> {
-            // SAFETY: only tries to dlopen the driver library by its usual names.
-            if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            if !peterrec_kernels::cuda::cuda_driver_present() {
                 return Err("the CUDA driver library (libcuda) was not found".into());
             }
             cudarc::driver::result::init()

@@ -18,22 +18,24 @@
 //!
 //! On the CPU backends (NdArray, and Flex with the `flex` feature) with `f32` tensors, the same
 //! arithmetic runs on host buffers instead of tensor operations: one reused `[rows, V]` buffer,
-//! `gemm` products and an in-place, vectorised row softmax (the private `fused_host` module and
-//! [`crate::softmax_rows`]). There the loss is one node of the autodiff graph with its own
-//! backward step instead of the surrogate: the inputs are read in place, only the tracked
-//! inputs' gradients are computed, and the backward step hands them over (scaled by the
-//! upstream gradient when it is not 1), where the surrogate cost a copy of `x` and `W` and
-//! four passes over weight-shaped tensors (at the paper's shape 51 MB each) a step. Other
-//! backends (CUDA), `f64` tensors and autodiff backends with another checkpointing strategy
-//! take the surrogate (the last over host buffers).
+//! `gemm` products and an in-place, vectorised row softmax (`peterrec_kernels::cross_entropy`,
+//! through `super::cross_entropy_host`). There the loss is one node of the autodiff graph with
+//! its own backward step instead of the surrogate: the inputs are read in place, only the
+//! tracked inputs' gradients are computed, and the backward step hands them over (scaled by the
+//! upstream gradient when it is not 1), where the surrogate costs a copy of `x` and `W` and
+//! four passes over weight-shaped tensors a step. Other backends (CUDA), `f64` tensors and
+//! autodiff backends with another checkpointing strategy take the surrogate (the last over host
+//! buffers).
 
 use burn::tensor::{
     backend::{AutodiffBackend, Backend},
-    DType, IndexingUpdateOp, Int, Tensor, TensorData,
+    DType, IndexingUpdateOp, Int, Tensor,
 };
 
-use crate::fused_host::{self, HostInputs};
-use crate::host::{cast, host_backend, host_values, route_for, HostBackend, Route};
+pub(crate) use peterrec_kernels::cross_entropy::WeightLayout;
+
+use super::cross_entropy_host::{self, host_gradients};
+use super::host::{cast, host_backend, route_for, Route};
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
 /// bounds the transient `[rows, V]` buffer to 256 MiB of `f32`.
@@ -88,15 +90,6 @@ pub fn table_cross_entropy<B: AutodiffBackend>(
     )
 }
 
-/// How the class weights of a fused cross-entropy are stored.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum WeightLayout {
-    /// `[C, V]`: one column per class (a `Linear` weight).
-    Columns,
-    /// `[V, C]`: one row per class (an embedding table).
-    Rows,
-}
-
 /// [`linear_cross_entropy`] with at most `chunk_elements` logits (`rows × V`, at least one row)
 /// alive at a time.
 ///
@@ -142,7 +135,9 @@ fn fused_in_chunks<B: AutodiffBackend>(
     dtypes.extend(bias.as_ref().map(|b| b.dtype()));
     match route_for::<B>(&dtypes) {
         Route::AutodiffNdArray => {
-            return cast(fused_host::autodiff_loss::<burn::backend::NdArray<f32>>(
+            return cast(cross_entropy_host::autodiff_loss::<
+                burn::backend::NdArray<f32>,
+            >(
                 cast(input),
                 cast(weight),
                 bias.map(cast),
@@ -153,7 +148,7 @@ fn fused_in_chunks<B: AutodiffBackend>(
         }
         #[cfg(feature = "flex")]
         Route::AutodiffFlex => {
-            return cast(fused_host::autodiff_loss::<burn::backend::Flex>(
+            return cast(cross_entropy_host::autodiff_loss::<burn::backend::Flex>(
                 cast(input),
                 cast(weight),
                 bias.map(cast),
@@ -191,67 +186,27 @@ fn fused_in_chunks<B: AutodiffBackend>(
 }
 
 /// The inputs of the fused loss on the inner backend.
-struct Parts<B: Backend> {
+pub(super) struct Parts<B: Backend> {
     /// `[n, C]`.
-    x: Tensor<B, 2>,
+    pub(super) x: Tensor<B, 2>,
     /// `[C, V]` or `[V, C]`, see `layout`.
-    w: Tensor<B, 2>,
+    pub(super) w: Tensor<B, 2>,
     /// `[V]`.
-    b: Option<Tensor<B, 1>>,
+    pub(super) b: Option<Tensor<B, 1>>,
     /// `[n]`.
-    t: Tensor<B, 1, Int>,
-    layout: WeightLayout,
-    v: usize,
+    pub(super) t: Tensor<B, 1, Int>,
+    pub(super) layout: WeightLayout,
+    pub(super) v: usize,
     /// Rows per chunk.
-    rows: usize,
+    pub(super) rows: usize,
 }
 
 /// The mean loss (`[1]`) and its gradients with respect to `x`, `w` (in `w`'s layout) and `b`.
-struct Gradients<B: Backend> {
-    loss: Tensor<B, 1>,
-    x: Tensor<B, 2>,
-    w: Tensor<B, 2>,
-    b: Option<Tensor<B, 1>>,
-}
-
-/// [`Gradients`] computed on host buffers ([`crate::fused_host`]), for `B` the CPU backend
-/// `backend` (at least one row).
-fn host_gradients<B: Backend>(parts: Parts<B>, backend: HostBackend) -> Gradients<B> {
-    let Parts {
-        x,
-        w,
-        b,
-        t,
-        layout,
-        v,
-        rows,
-    } = parts;
-    let device = x.device();
-    let [n, c] = x.dims();
-    let w_dims = w.dims();
-    let b = b.map(|b| host_values(b, backend));
-    let targets = fused_host::target_indices(t);
-    let (x_host, w_host) = (host_values(x, backend), host_values(w, backend));
-    let grads = fused_host::gradients(HostInputs {
-        x: &x_host,
-        w: &w_host,
-        layout,
-        b: b.as_deref(),
-        targets: &targets,
-        v,
-        rows,
-        want_x: true,
-        want_w: true,
-        want_b: true,
-    });
-    Gradients {
-        loss: Tensor::from_data(TensorData::new(vec![grads.loss], [1]), &device),
-        x: Tensor::from_data(TensorData::new(grads.x, [n, c]), &device),
-        w: Tensor::from_data(TensorData::new(grads.w, w_dims), &device),
-        b: grads
-            .b
-            .map(|gb| Tensor::from_data(TensorData::new(gb, [v]), &device)),
-    }
+pub(super) struct Gradients<B: Backend> {
+    pub(super) loss: Tensor<B, 1>,
+    pub(super) x: Tensor<B, 2>,
+    pub(super) w: Tensor<B, 2>,
+    pub(super) b: Option<Tensor<B, 1>>,
 }
 
 /// [`Gradients`] by tensor operations, for any backend (at least one row).
@@ -355,6 +310,7 @@ fn tensor_gradients<B: Backend>(parts: Parts<B>) -> Gradients<B> {
 mod tests {
     use super::*;
     use crate::loss::cross_entropy;
+    use crate::ops::host::HostBackend;
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::{Distribution, TensorData};
 
@@ -551,7 +507,7 @@ mod tests {
                         b
                     }
                 });
-                let runs = crate::host::host_runs();
+                let runs = crate::ops::host::host_runs();
                 let loss = if fused {
                     linear_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone())
                 } else {
@@ -561,7 +517,7 @@ mod tests {
                     }
                     cross_entropy(logits, t.clone())
                 };
-                assert_eq!(crate::host::host_runs() - runs, usize::from(fused));
+                assert_eq!(crate::ops::host::host_runs() - runs, usize::from(fused));
                 let grads = loss.mul_scalar(1.5).backward();
                 (
                     x.grad(&grads),

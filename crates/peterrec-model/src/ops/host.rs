@@ -1,13 +1,11 @@
-//! Operations on host buffers for the CPU backends.
+//! Routing and buffer access for the host operations on the CPU backends.
 //!
-//! NdArray and Flex keep their tensors in host memory. The fused operations of this crate (the
-//! heads' cross-entropies of [`crate::fused`] and `crate::sampled_host`, [`crate::norm_relu`],
-//! the convolution of `crate::conv_host`, the patch bottleneck of `crate::patch_host`, the
-//! update of [`crate::adam`]) read their inputs in place ([`values`]; the full-softmax head's
-//! surrogate route, for other autodiff backends, copies them out with [`host_values`]), compute
-//! with plain loops and `gemm`, and hand the results back as new tensors: one node of the
-//! autodiff graph with its own backward step where they train. This module says which backend
-//! a generic `B` is ([`route`], [`route_for`]) and moves values in and out.
+//! NdArray and Flex keep their tensors in host memory. The host operations of [`crate::ops`]
+//! read their inputs in place ([`values`]; the full-softmax head's surrogate route, for other
+//! autodiff backends, copies them out with [`host_values`]), compute with `peterrec_kernels`,
+//! and hand the results back as new tensors: one node of the autodiff graph with its own
+//! backward step where they train. This module says which backend a generic `B` is ([`route`],
+//! [`route_for`]) and moves values in and out.
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -24,8 +22,7 @@ use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimi
 /// without a copy when nothing else holds it, `from_data` takes a `Vec` without a copy.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum HostBackend {
-    /// NdArray. It copies a *shared* tensor out value by value through a dynamic-rank iterator
-    /// (about 20 ns a value).
+    /// NdArray. It copies a *shared* tensor out value by value through a dynamic-rank iterator.
     NdArray,
     /// Flex (with the `flex` feature). It copies a shared tensor out with one `memcpy`.
     #[cfg(feature = "flex")]
@@ -48,8 +45,7 @@ pub(crate) fn host_backend<B: Backend>() -> Option<HostBackend> {
 /// A tensor's `f32` values, row-major, for `B` the CPU backend `backend`.
 ///
 /// The tensors passed here are often shared (the autodiff graph holds them too). NdArray copies a
-/// shared tensor out value by value (a shape A fine-tuning step spent a quarter of its time
-/// there), so on NdArray a multiplication by one first makes a fresh, unshared tensor (one
+/// shared tensor out value by value, so on NdArray a multiplication by one first makes a fresh, unshared tensor (one
 /// vectorised pass) that it then hands over without a further copy. Flex copies a shared tensor
 /// with one `memcpy`.
 pub(crate) fn host_values<B: Backend, const D: usize>(
@@ -233,15 +229,6 @@ pub(crate) fn register<I: Backend>(
         id,
         I::float_from_data(TensorData::new(values, shape), device),
     );
-}
-
-/// Σ over rows of a row-major matrix with `n` columns (the gradient of a bias added to every row).
-pub(crate) fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f32; n];
-    for row in values.chunks_exact(n.max(1)) {
-        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-    }
-    sums
 }
 
 #[cfg(test)]

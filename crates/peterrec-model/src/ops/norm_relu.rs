@@ -3,20 +3,13 @@
 //! Every residual block normalises each convolution's output and rectifies it. Burn 0.21's
 //! `LayerNorm` under autodiff decomposes into ten recorded operations (mean, subtract, square,
 //! mean, add, square root, divide, scale, shift, then the ReLU), each a pass over the
-//! activations forward and one or more backward; at shape B (`[6,528, 256]`, measured on Flex)
-//! about 3 ms forward and 6–8 ms backward per call, 16 calls per step (`docs/benchmarks.md`).
+//! activations forward and one or more backward.
 //!
 //! [`layer_norm_relu`] computes the same function on host buffers for NdArray and Flex (with
 //! `f32` tensors, recognised by their types) as a single operation of the autodiff graph with
 //! its own backward step ([`burn::backend::autodiff::ops::Backward`]): the forward pass keeps
-//! the input and each row's mean and `1/σ`; the backward pass recomputes `x̂` from them and
-//! writes, per row,
-//!
-//! ```text
-//! g  = ∂y ⊙ [γ·x̂ + β > 0]                   (the ReLU's mask)
-//! ∂γ += g ⊙ x̂,  ∂β += g
-//! ∂x = (1/σ) · (γ⊙g − mean(γ⊙g) − x̂ · mean(γ⊙g⊙x̂))
-//! ```
+//! the input and each row's mean and `1/σ`; the backward pass recomputes `x̂` from them
+//! (`peterrec_kernels::norm` has the row passes and the formulas).
 //!
 //! Other backends (CUDA, `f64`) run Burn's `LayerNorm` and `relu`, the same function.
 
@@ -30,12 +23,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::nn::LayerNorm;
 use burn::tensor::backend::Backend;
 use burn::tensor::{activation::relu, Tensor, TensorData, TensorPrimitive};
-use rayon::prelude::*;
+use peterrec_kernels::norm::{backward_rows, forward_rows};
 
-use crate::host::{cast, note_host_run, register, route_for, values, Route, Saved};
-
-/// Rows per Rayon task: enough to amortise the task, small enough to split shape A's batch.
-const ROWS_PER_TASK: usize = 64;
+use super::host::{cast, note_host_run, register, route_for, values, Route, Saved};
 
 /// `relu(ln.forward(x))`, with `epsilon` the LayerNorm's epsilon (Burn 0.21 keeps it private,
 /// so the caller passes the value it built `ln` with).
@@ -140,7 +130,9 @@ impl<I: Backend> Backward<I, 3> for LayerNormReluBackward {
         let (dgamma, dbeta) = backward_rows(
             &values::<I>(&upstream),
             &values::<I>(&saved.x),
-            &saved,
+            &saved.stats,
+            &saved.gamma,
+            &saved.beta,
             &mut gx,
         );
         drop(upstream);
@@ -204,158 +196,6 @@ fn autodiff_op<I: Backend>(
     Tensor::from_primitive(TensorPrimitive::Float(output))
 }
 
-/// Normalises, scales, shifts and rectifies each row of `x` (rows of `gamma.len()` values) into
-/// `y`, writing `[mean, 1/σ]` of each row to `stats`.
-fn forward_rows(
-    x: &[f32],
-    stats: &mut [[f32; 2]],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-    y: &mut [f32],
-) {
-    let c = gamma.len();
-    let task = ROWS_PER_TASK * c;
-    y.par_chunks_mut(task)
-        .zip(x.par_chunks(task))
-        .zip(stats.par_chunks_mut(ROWS_PER_TASK))
-        .for_each(|((y, x), stats)| {
-            for ((y, x), stat) in y.chunks_mut(c).zip(x.chunks(c)).zip(stats) {
-                let mean = sum(x) / c as f32;
-                let var = sum_sq_dev(x, mean) / c as f32;
-                let rstd = 1.0 / (var + eps).sqrt();
-                *stat = [mean, rstd];
-                for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                    *y = ((x - mean) * rstd * g + b).max(0.0);
-                }
-            }
-        });
-}
-
-/// Writes the input's gradient for the upstream gradient `g` into `gx` (rows of the saved
-/// width); returns the gradients of `γ` and `β`.
-fn backward_rows<I: Backend>(
-    g: &[f32],
-    x: &[f32],
-    saved: &SavedInner<I>,
-    gx: &mut [f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let (gamma, beta) = (&saved.gamma[..], &saved.beta[..]);
-    let c = gamma.len();
-    assert!(
-        g.len() == gx.len() && x.len() == gx.len() && gx.len() == saved.stats.len() * c,
-        "the upstream gradient has the input's shape"
-    );
-    let task = ROWS_PER_TASK * c;
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = gx
-        .par_chunks_mut(task)
-        .zip(g.par_chunks(task))
-        .zip(x.par_chunks(task))
-        .zip(saved.stats.par_chunks(ROWS_PER_TASK))
-        .map(|(((gx, g), x), stats)| {
-            let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
-            for (((gx, g), x), &[mean, rstd]) in gx
-                .chunks_mut(c)
-                .zip(g.chunks(c))
-                .zip(x.chunks(c))
-                .zip(stats)
-            {
-                let (s1, s2) =
-                    row_backward(g, x, mean, rstd, gamma, beta, &mut dgamma, &mut dbeta, gx);
-                let (m1, m2) = (s1 / c as f32, s2 / c as f32);
-                for (gx, &x) in gx.iter_mut().zip(x) {
-                    *gx = rstd * (*gx - m1 - (x - mean) * rstd * m2);
-                }
-            }
-            (dgamma, dbeta)
-        })
-        .collect();
-    let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
-    for (pg, pb) in partials {
-        dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
-        dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-    }
-    (dgamma, dbeta)
-}
-
-/// The first backward passes over one row: masks `g` by the ReLU, accumulates `∂γ` and `∂β`,
-/// writes `γ ⊙ g` to `out` and returns `(Σ γ⊙g, Σ γ⊙g⊙x̂)`. Branch-free (the ReLU's mask is a
-/// coin flip per value): an element-wise pass that vectorises, then the two sums in eight lanes.
-#[allow(clippy::too_many_arguments)]
-fn row_backward(
-    g: &[f32],
-    x: &[f32],
-    mean: f32,
-    rstd: f32,
-    gamma: &[f32],
-    beta: &[f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-    out: &mut [f32],
-) -> (f32, f32) {
-    for ((((((out, &g), &x), &gamma), &beta), dg), db) in out
-        .iter_mut()
-        .zip(g)
-        .zip(x)
-        .zip(gamma)
-        .zip(beta)
-        .zip(dgamma.iter_mut())
-        .zip(dbeta.iter_mut())
-    {
-        let xhat = (x - mean) * rstd;
-        // All ones when the output passed the ReLU, else zero: `g` or +0 without a branch.
-        let keep = 0u32.wrapping_sub(u32::from(xhat * gamma + beta > 0.0));
-        let gi = f32::from_bits(g.to_bits() & keep);
-        *dg += gi * xhat;
-        *db += gi;
-        *out = gi * gamma;
-    }
-    let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
-    let (g8, x8) = (out.chunks_exact(8), x.chunks_exact(8));
-    let (g_tail, x_tail) = (g8.remainder(), x8.remainder());
-    for (g, x) in g8.zip(x8) {
-        for lane in 0..8 {
-            s1[lane] += g[lane];
-            s2[lane] += g[lane] * ((x[lane] - mean) * rstd);
-        }
-    }
-    for (g, x) in g_tail.iter().zip(x_tail) {
-        s1[0] += g;
-        s2[0] += g * ((x - mean) * rstd);
-    }
-    (s1.iter().sum(), s2.iter().sum())
-}
-
-/// Σ x, in eight lanes.
-fn sum(x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (a, v) in acc.iter_mut().zip(chunk) {
-            *a += v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Σ (x − mean)², in eight lanes.
-fn sum_sq_dev(x: &[f32], mean: f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks
-        .remainder()
-        .iter()
-        .map(|v| (v - mean) * (v - mean))
-        .sum();
-    for chunk in chunks {
-        for (a, v) in acc.iter_mut().zip(chunk) {
-            *a += (v - mean) * (v - mean);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,14 +257,14 @@ mod tests {
         let w = normal::<NdArray<f32>, 3>(dims, 0.0, 1.0, 4);
         let run = |fused: bool| {
             let x = Tensor::<B, 3>::from_inner(x0.clone()).require_grad();
-            let before = crate::host::host_runs();
+            let before = crate::ops::host::host_runs();
             let y = if fused {
                 layer_norm_relu(&ln, EPS, x.clone())
             } else {
                 relu(ln.forward(x.clone()))
             };
             assert_eq!(
-                crate::host::host_runs() > before,
+                crate::ops::host::host_runs() > before,
                 fused,
                 "the host route ran"
             );
@@ -508,10 +348,10 @@ mod tests {
         type I = NdArray<f32>;
         let ln = layer_norm(24, true).valid();
         let x = normal::<I, 3>([2, 9, 24], 0.0, 3.0, 6);
-        let before = crate::host::host_runs();
+        let before = crate::ops::host::host_runs();
         let fused = layer_norm_relu(&ln, EPS, x.clone());
-        assert!(crate::host::host_runs() > before);
-        assert!(matches!(crate::host::route::<I>(), Route::Host));
+        assert!(crate::ops::host::host_runs() > before);
+        assert!(matches!(crate::ops::host::route::<I>(), Route::Host));
         assert!(max_abs_diff(fused, relu(ln.forward(x))) < 1e-5);
     }
 }

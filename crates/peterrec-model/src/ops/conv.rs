@@ -1,21 +1,11 @@
 //! The dilated convolution on host buffers for the CPU backends: the tap gather, the product
 //! with the bias folded in, and a backward step that scatters the taps' gradient back without
-//! an intermediate zero-filled tensor.
+//! an intermediate zero-filled tensor (`peterrec_kernels::conv`).
 //!
 //! As Burn tensor operations ([`crate::conv`]) a convolution is: append a zero row (a copy of
 //! the input), gather the taps (`select`), multiply, add the bias (a pass), and backward a
 //! zero-filled `[rows + 1, C]` gradient, a scatter-add into it and a slice off the zero row, with
-//! Flex realigning each product's output (a zero-fill and a copy). At shape B that was about 4 ms
-//! forward and 6 ms backward per convolution on top of its 25 ms of products, 16 convolutions a
-//! step (measured on Flex, `docs/benchmarks.md`). Here:
-//!
-//! - forward: the taps are gathered into one `[B·O, k·C]` buffer (rows split over Rayon's
-//!   threads, zeros written for positions outside the sequence), the output starts as the bias
-//!   in every row and one `gemm` call adds `taps · W`;
-//! - backward: `∂b` is the column sums of `∂y`, `∂W = tapsᵀ · ∂y` (one `gemm`, the taps kept
-//!   from the forward pass only when `W` trains), and `∂x` is `∂y · Wᵀ` (one `gemm` into a
-//!   `[B·O, k·C]` buffer) scattered back to the input rows, sequences split over the threads
-//!   (a sequence's taps read only its own rows, so no two threads write one row).
+//! Flex realigning each product's output (a zero-fill and a copy).
 //!
 //! The autodiff node keeps only what its backward step needs: the taps when `W` trains, `W`
 //! when the input needs a gradient (a frozen PeterRec backbone keeps no taps).
@@ -29,29 +19,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
-use rayon::prelude::*;
+use peterrec_kernels::column_sums;
+use peterrec_kernels::conv::{forward, gather, input_gradient, weight_gradient, ConvDims as Dims};
 
-use crate::fused_host::{new_product, product, View};
-use crate::host::{cast, column_sums, note_host_run, register, values, Route, Saved};
+use super::host::{cast, note_host_run, register, values, Route, Saved};
 use crate::positions::TapPlan;
-
-/// The shapes of one convolution call.
-#[derive(Debug, Clone, Copy)]
-struct Dims {
-    batch: usize,
-    inputs: usize,
-    outputs: usize,
-    k: usize,
-    c_in: usize,
-    c_out: usize,
-}
-
-impl Dims {
-    /// Width of a taps row, `k·C_in`.
-    fn width(&self) -> usize {
-        self.k * self.c_in
-    }
-}
 
 /// `x` convolved by `weight` (`[k·C_in, C_out]`) and `bias` along `plan`, on the host route
 /// `route` (not [`Route::Tensor`]).
@@ -113,43 +85,6 @@ pub(crate) fn conv<B: Backend>(
     y.reshape([batch, dims.outputs, dims.c_out])
 }
 
-/// The taps `[B·O, k·C_in]`: row `b·O + o`, columns `j·C_in..`, hold input row `b·I + s` for
-/// source `s` of tap `j` of output `o`, or zeros.
-fn gather(x: &[f32], sources: &[Option<usize>], d: Dims) -> Vec<f32> {
-    let (c, width) = (d.c_in, d.width());
-    let mut taps = vec![0.0f32; d.batch * d.outputs * width];
-    taps.par_chunks_mut((d.outputs * width).max(1))
-        .enumerate()
-        .for_each(|(b, seq)| {
-            let base = b * d.inputs;
-            for (tap, source) in seq.chunks_mut(c).zip(sources) {
-                if let Some(s) = source {
-                    let at = (base + s) * c;
-                    tap.copy_from_slice(&x[at..at + c]);
-                }
-            }
-        });
-    taps
-}
-
-/// `y = taps · W + b` (`[B·O, C_out]`).
-fn forward(taps: &[f32], w: &[f32], b: &[f32], d: Dims) -> Vec<f32> {
-    let (m, n, k) = (d.batch * d.outputs, d.c_out, d.width());
-    assert_eq!(taps.len(), m * k, "taps are [B·O, k·C]");
-    assert_eq!(w.len(), k * n, "the weight is [k·C, C_out]");
-    assert_eq!(b.len(), n, "the bias is [C_out]");
-    let mut y: Vec<f32> = Vec::with_capacity(m * n);
-    for _ in 0..m {
-        y.extend_from_slice(b);
-    }
-    if m > 0 {
-        // SAFETY: `y` holds `m·n` values; the views address `[m, k]` and `[k, n]` row-major
-        // matrices of `taps` and `w`, whose lengths are checked above.
-        unsafe { product(&mut y, m, n, k, View::rows(taps, k), View::rows(w, n), true) };
-    }
-    y
-}
-
 /// What the backward step keeps.
 struct SavedInner<I: Backend> {
     /// The taps, when the weight trains.
@@ -185,16 +120,7 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
                 .taps
                 .as_ref()
                 .expect("taps kept when the weight trains");
-            // SAFETY: `tapsᵀ` is `[width, m]` over `taps` (`m·width` values), `gy` is `[m, n]`.
-            let gw = unsafe {
-                new_product(
-                    width,
-                    n,
-                    m,
-                    View::transposed(taps, width),
-                    View::rows(&gy, n),
-                )
-            };
+            let gw = weight_gradient(taps, &gy, d);
             register::<I>(grads, node.id, gw, vec![width, n], device);
         }
         if let Some(node) = node_x {
@@ -204,35 +130,10 @@ impl<I: Backend> Backward<I, 3> for ConvBackward {
                     .as_ref()
                     .expect("weight kept when the input trains"),
             );
-            // SAFETY: `gy` is `[m, n]`, `Wᵀ` is `[n, width]` over `w` (`width·n` values).
-            let gtaps =
-                unsafe { new_product(m, width, n, View::rows(&gy, n), View::transposed(&w, n)) };
-            let gx = scatter(&gtaps, &saved.sources, d);
+            let gx = input_gradient(&gy, &w, &saved.sources, d);
             register::<I>(grads, node.id, gx, vec![d.batch * d.inputs, d.c_in], device);
         }
     }
-}
-
-/// `∂x` from the taps' gradient: the reverse of [`gather`], summing where taps share a row.
-fn scatter(gtaps: &[f32], sources: &[Option<usize>], d: Dims) -> Vec<f32> {
-    let (c, width) = (d.c_in, d.width());
-    let mut gx = vec![0.0f32; d.batch * d.inputs * c];
-    if d.inputs == 0 || c == 0 {
-        return gx;
-    }
-    gx.par_chunks_mut(d.inputs * c)
-        .zip(gtaps.par_chunks((d.outputs * width).max(1)))
-        .for_each(|(gx, seq)| {
-            for (tap, source) in seq.chunks(c).zip(sources) {
-                if let Some(s) = source {
-                    gx[s * c..(s + 1) * c]
-                        .iter_mut()
-                        .zip(tap)
-                        .for_each(|(g, t)| *g += t);
-                }
-            }
-        });
-    gx
 }
 
 /// The host convolution as one node of the autodiff graph over the host backend `I`.

@@ -4,12 +4,12 @@
 //! moment, scale the gradient, add, square, scale, add, square root, add, divide, scale,
 //! subtract), each a pass over the whole parameter that allocates its result. At the paper's
 //! shape a model holds tens of millions of trainable values (the 50,000 × 256 item embedding
-//! and softmax head alone are 12.8 M each), so those passes cost tens of milliseconds a step.
-//! [`FusedAdam`] computes the same update — the same formula in the same order of `f32`
+//! and softmax head alone are 12.8 M each). [`FusedAdam`] computes the same update — the same formula in the same order of `f32`
 //! operations, so the same values — in one pass that reads the gradient and rewrites the
 //! parameter and both moments in place (each buffer is copied first only when something else
-//! still holds it). That runs on NdArray and Flex with `f32` tensors; on any other backend or
-//! element type it is Burn's [`Adam`] with the same settings.
+//! still holds it; the pass is `peterrec_kernels::adam::update`). That runs on NdArray and Flex
+//! with `f32` tensors; on any other backend or element type it is Burn's [`Adam`] with the same
+//! settings.
 //!
 //! The optimizer state is Burn's [`AdamState`], so checkpoints written with either optimizer
 //! load into the other.
@@ -34,9 +34,9 @@ use burn::optim::{
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Tensor, TensorData};
-use rayon::prelude::*;
+use peterrec_kernels::adam::{update, AdamCoefficients};
 
-use crate::host::{self, Route};
+use super::host::{self, Route};
 
 /// Settings of [`FusedAdam`]; the defaults are Burn's [`AdamConfig`]'s.
 #[derive(Config, Debug)]
@@ -94,37 +94,7 @@ pub struct FusedAdam {
     fallback: Adam,
 }
 
-/// The scalars of one update, for step `time` (from 1), as Burn's `AdaptiveMomentum` forms them.
-#[derive(Clone, Copy, Debug)]
-struct Coefficients {
-    beta_1: f32,
-    one_minus_beta_1: f32,
-    beta_2: f32,
-    one_minus_beta_2: f32,
-    /// `√(1 − β₂ᵗ) / (1 − β₁ᵗ)`.
-    combined: f32,
-    /// `ε·√(1 − β₂ᵗ)`.
-    epsilon: f32,
-    lr: f32,
-    weight_decay: Option<f32>,
-}
-
 impl FusedAdam {
-    fn coefficients(&self, time: usize, lr: LearningRate) -> Coefficients {
-        let t = time as i32;
-        let bias_correction2_sqrt = (1.0 - self.beta_2.powi(t)).sqrt();
-        Coefficients {
-            beta_1: self.beta_1,
-            one_minus_beta_1: 1.0 - self.beta_1,
-            beta_2: self.beta_2,
-            one_minus_beta_2: 1.0 - self.beta_2,
-            combined: bias_correction2_sqrt / (1.0 - self.beta_1.powi(t)),
-            epsilon: self.epsilon * bias_correction2_sqrt,
-            lr: lr as f32,
-            weight_decay: self.weight_decay,
-        }
-    }
-
     /// One update on host buffers. The caller has checked that `B` is a host backend and every
     /// tensor `f32`.
     fn host_step<B: Backend, const D: usize>(
@@ -141,7 +111,14 @@ impl FusedAdam {
         let grad = host::values::<B>(&grad);
         let mut theta = host::Writable::new::<B>(tensor.into_primitive().tensor());
         let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
-        let k = self.coefficients(time, lr);
+        let k = AdamCoefficients::new(
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            self.weight_decay,
+            time,
+            lr,
+        );
         let (moment_1, moment_2) = match state {
             Some(state) => {
                 let mut m =
@@ -200,66 +177,6 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
         <Adam as SimpleOptimizer<B>>::to_device(state, device)
-    }
-}
-
-/// Values per Rayon task: large enough to amortise the hand-off, small enough to share a
-/// 12.8 M-value embedding between the threads evenly.
-const CHUNK: usize = 1 << 15;
-
-/// The Adam update of `theta` in place, with its moments `m` and `v` (overwritten, not read, on
-/// the `first` step), in Burn's order of operations:
-/// `g ← g + λθ`, `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
-/// `θ ← θ − lr·(m·c)/(√v + ε')`.
-fn update(
-    theta: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    first: bool,
-    k: &Coefficients,
-) {
-    assert!(
-        g.len() == theta.len() && m.len() == theta.len() && v.len() == theta.len(),
-        "parameter, gradient and moments have one length"
-    );
-    theta
-        .par_chunks_mut(CHUNK)
-        .zip(g.par_chunks(CHUNK))
-        .zip(m.par_chunks_mut(CHUNK))
-        .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((theta, g), m), v)| match (first, k.weight_decay) {
-            (false, None) => chunk::<false, false>(theta, g, m, v, k, 0.0),
-            (false, Some(l)) => chunk::<false, true>(theta, g, m, v, k, l),
-            (true, None) => chunk::<true, false>(theta, g, m, v, k, 0.0),
-            (true, Some(l)) => chunk::<true, true>(theta, g, m, v, k, l),
-        });
-}
-
-#[inline(always)]
-fn chunk<const FIRST: bool, const DECAY: bool>(
-    theta: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    k: &Coefficients,
-    penalty: f32,
-) {
-    for (((theta, &g), m), v) in theta.iter_mut().zip(g).zip(m).zip(v) {
-        let g = if DECAY { *theta * penalty + g } else { g };
-        // Burn's first step forms the moments from the gradient alone.
-        *m = if FIRST {
-            g * k.one_minus_beta_1
-        } else {
-            *m * k.beta_1 + g * k.one_minus_beta_1
-        };
-        *v = if FIRST {
-            (g * g) * k.one_minus_beta_2
-        } else {
-            *v * k.beta_2 + (g * g) * k.one_minus_beta_2
-        };
-        let step = (*m * k.combined) / (v.sqrt() + k.epsilon);
-        *theta -= step * k.lr;
     }
 }
 

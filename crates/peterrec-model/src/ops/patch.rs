@@ -4,15 +4,9 @@
 //! As Burn tensor operations a patch records two products with their bias additions and the six
 //! operations of the tanh GELU (`patch::gelu_tanh`), each a pass over `[rows, C/4]` or
 //! `[rows, C]` values forward and more backward; PeterRec has one or two patches per block. Here
-//! the forward pass is two `gemm` calls (each output starting as its bias) with the GELU in
-//! between, keeping the pre-activation and the activation; the backward step is
-//!
-//! ```text
-//! ∂b_up = Σ_rows g,  ∂W_up = aᵀ·g,  ∂a = g·W_upᵀ,  ∂p = ∂a ⊙ GELU′(p),
-//! ∂b_down = Σ_rows ∂p,  ∂W_down = xᵀ·∂p,  ∂x = ∂p·W_downᵀ
-//! ```
-//!
-//! computing only what a tracked parent needs (a frozen first block's input gets no `∂x`).
+//! `peterrec_kernels::patch` computes the forward pass (keeping the pre-activation and the
+//! activation) and, in the backward step, only what a tracked parent needs (a frozen first
+//! block's input gets no `∂x`).
 
 use std::sync::Arc;
 
@@ -23,48 +17,13 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
-use rayon::prelude::*;
+use peterrec_kernels::column_sums;
+use peterrec_kernels::patch::{
+    down_weight_gradient, forward, input_gradient, pre_activation_gradient, up_weight_gradient,
+    PatchDims as Dims, PatchForward, PatchWeights,
+};
 
-use crate::fused_host::{new_product, product, View};
-use crate::host::{cast, column_sums, note_host_run, register, values, Route, Saved};
-use crate::softmax_rows::exp_nonpositive;
-
-/// `2·√(2/π)` and that times 0.044715: GELU(x) = x·σ(LINEAR·x + CUBIC·x³).
-const LINEAR: f32 = 2.0 * 0.797_884_6;
-const CUBIC: f32 = LINEAR * 0.044715;
-
-/// Values per Rayon task in the element-wise passes.
-const TASK: usize = 1 << 14;
-
-/// The logistic function without a libm call (the `exp` of [`exp_nonpositive`] on `−|z|`).
-#[inline(always)]
-fn sigmoid(z: f32) -> f32 {
-    let e = exp_nonpositive(-z.abs());
-    let s = 1.0 / (1.0 + e);
-    if z >= 0.0 {
-        s
-    } else {
-        e * s
-    }
-}
-
-/// The tanh GELU and its derivative at `p`.
-#[inline(always)]
-fn gelu_and_slope(p: f32) -> (f32, f32) {
-    let s = sigmoid(p * (LINEAR + CUBIC * p * p));
-    (
-        p * s,
-        s + p * s * (1.0 - s) * (LINEAR + 3.0 * CUBIC * p * p),
-    )
-}
-
-/// The shapes of one patch call: `rows` rows of `c` channels, bottleneck `b`.
-#[derive(Debug, Clone, Copy)]
-struct Dims {
-    rows: usize,
-    c: usize,
-    b: usize,
-}
+use super::host::{cast, note_host_run, register, values, Route, Saved};
 
 /// The patch's parameters, `[C, b]`, `[b]`, `[b, C]`, `[C]`.
 pub(crate) struct PatchParams<B: Backend> {
@@ -107,83 +66,18 @@ pub(crate) fn delta<B: Backend>(route: Route, x: Tensor<B, 3>, p: PatchParams<B>
                 prim(p.up_w),
                 prim1(p.up_b),
             );
-            let (_, _, y) = forward(
-                &values::<B>(&x),
-                [
-                    &values::<B>(&dw),
-                    &values::<B>(&db),
-                    &values::<B>(&uw),
-                    &values::<B>(&ub),
-                ],
-                d,
-            );
+            let weights = PatchWeights {
+                down_w: &values::<B>(&dw),
+                down_b: &values::<B>(&db),
+                up_w: &values::<B>(&uw),
+                up_b: &values::<B>(&ub),
+            };
+            let y = forward(&values::<B>(&x), weights, d).y;
             Tensor::from_data(TensorData::new(y, [d.rows, c]), &device)
         }
         Route::Tensor => unreachable!("the tensor route does not come here"),
     };
     y.reshape([batch, length, c])
-}
-
-/// `(p, a, y)`: the pre-activation `x·W_down + b_down`, `a = GELU(p)` and `y = a·W_up + b_up`.
-fn forward(x: &[f32], [dw, db, uw, ub]: [&[f32]; 4], d: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let Dims { rows, c, b } = d;
-    assert_eq!(x.len(), rows * c, "x is [rows, C]");
-    assert!(
-        dw.len() == c * b && db.len() == b,
-        "the down projection is [C, b] and [b]"
-    );
-    assert!(
-        uw.len() == b * c && ub.len() == c,
-        "the up projection is [b, C] and [C]"
-    );
-    let mut p = rows_of(db, rows);
-    let mut y = rows_of(ub, rows);
-    if rows > 0 && b > 0 && c > 0 {
-        // SAFETY: `p` is `[rows, b]`, `x` is `[rows, C]`, `dw` is `[C, b]` (lengths checked).
-        unsafe {
-            product(
-                &mut p,
-                rows,
-                b,
-                c,
-                View::rows(x, c),
-                View::rows(dw, b),
-                true,
-            )
-        };
-    }
-    let mut a = vec![0.0f32; p.len()];
-    a.par_chunks_mut(TASK)
-        .zip(p.par_chunks(TASK))
-        .for_each(|(a, p)| {
-            for (a, &p) in a.iter_mut().zip(p) {
-                *a = gelu_and_slope(p).0;
-            }
-        });
-    if rows > 0 && b > 0 && c > 0 {
-        // SAFETY: `y` is `[rows, C]`, `a` is `[rows, b]`, `uw` is `[b, C]`.
-        unsafe {
-            product(
-                &mut y,
-                rows,
-                c,
-                b,
-                View::rows(&a, b),
-                View::rows(uw, c),
-                true,
-            )
-        };
-    }
-    (p, a, y)
-}
-
-/// `rows` copies of `row`, one after the other.
-fn rows_of(row: &[f32], rows: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * row.len());
-    for _ in 0..rows {
-        out.extend_from_slice(row);
-    }
-    out
 }
 
 /// What the backward step keeps.
@@ -218,10 +112,7 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
             register::<I>(grads, node.id, column_sums(&g, c), vec![c], device);
         }
         if let Some(node) = node_uw {
-            // SAFETY: `aᵀ` is `[b, rows]` over `a` (`[rows, b]`); `g` is `[rows, C]`.
-            let guw = unsafe {
-                new_product(b, c, rows, View::transposed(&saved.a, b), View::rows(&g, c))
-            };
+            let guw = up_weight_gradient(&saved.a, &g, saved.dims);
             register::<I>(grads, node.id, guw, vec![b, c], device);
         }
         if node_x.is_none() && node_dw.is_none() && node_db.is_none() {
@@ -229,32 +120,19 @@ impl<I: Backend> Backward<I, 5> for PatchBackward {
         }
         // ∂p = (g·W_upᵀ) ⊙ GELU′(p).
         let uw = values::<I>(&saved.up_w);
-        // SAFETY: `g` is `[rows, C]`; `W_upᵀ` is `[C, b]` over `uw` (`[b, C]`).
-        let mut gp =
-            unsafe { new_product(rows, b, c, View::rows(&g, c), View::transposed(&uw, c)) };
+        let gp = pre_activation_gradient(&g, &uw, &saved.p, saved.dims);
         drop(g);
-        gp.par_chunks_mut(TASK)
-            .zip(saved.p.par_chunks(TASK))
-            .for_each(|(gp, p)| {
-                for (gp, &p) in gp.iter_mut().zip(p) {
-                    *gp *= gelu_and_slope(p).1;
-                }
-            });
         if let Some(node) = node_db {
             register::<I>(grads, node.id, column_sums(&gp, b), vec![b], device);
         }
         if let Some(node) = node_dw {
             let x = values::<I>(saved.x.as_ref().expect("x kept when W_down trains"));
-            // SAFETY: `xᵀ` is `[C, rows]` over `x` (`[rows, C]`); `gp` is `[rows, b]`.
-            let gdw =
-                unsafe { new_product(c, b, rows, View::transposed(&x, c), View::rows(&gp, b)) };
+            let gdw = down_weight_gradient(&x, &gp, saved.dims);
             register::<I>(grads, node.id, gdw, vec![c, b], device);
         }
         if let Some(node) = node_x {
             let dw = values::<I>(&saved.down_w);
-            // SAFETY: `gp` is `[rows, b]`; `W_downᵀ` is `[b, C]` over `dw` (`[C, b]`).
-            let gx =
-                unsafe { new_product(rows, c, b, View::rows(&gp, b), View::transposed(&dw, b)) };
+            let gx = input_gradient(&gp, &dw, saved.dims);
             register::<I>(grads, node.id, gx, vec![rows, c], device);
         }
     }
@@ -280,16 +158,13 @@ fn autodiff_delta<I: Backend>(
     ];
     let dw_tracked = !dw.node.requirement.is_none();
     let device = I::float_device(&x.primitive);
-    let (pre, a, y) = forward(
-        &values::<I>(&x.primitive),
-        [
-            &values::<I>(&dw.primitive),
-            &values::<I>(&db.primitive),
-            &values::<I>(&uw.primitive),
-            &values::<I>(&ub.primitive),
-        ],
-        d,
-    );
+    let weights = PatchWeights {
+        down_w: &values::<I>(&dw.primitive),
+        down_b: &values::<I>(&db.primitive),
+        up_w: &values::<I>(&uw.primitive),
+        up_b: &values::<I>(&ub.primitive),
+    };
+    let PatchForward { pre, act: a, y } = forward(&values::<I>(&x.primitive), weights, d);
     let y = I::float_from_data(TensorData::new(y, [d.rows, d.c]), &device);
     let output = match PatchBackward
         .prepare::<NoCheckpointing>(nodes)

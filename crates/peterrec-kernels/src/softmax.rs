@@ -1,5 +1,5 @@
 //! Softmax of one row with its log-sum-exp, in place and vectorised: the inner loop of the fused
-//! cross-entropies on host buffers ([`crate::fused`]'s full softmax and the sampled softmax).
+//! cross-entropies ([`crate::cross_entropy`] and [`crate::sampled`]).
 //!
 //! [`softmax_row`] turns a row of `logits + bias` into `scale · softmax(row)` and returns
 //! `log Σ exp(row)`, in three passes over the row while it is in cache (max, `exp` and sum,

@@ -1,8 +1,8 @@
 //! Dilated causal convolution: our matmul form vs Burn's `Conv1d`, on the ndarray backend.
 //!
 //! Two formulations, timed to keep the faster one in the model crate. Compared here:
-//! - `matmul`: [`DilatedConv1d`] on `[B, L, C]` (left pad by `(k−1)·d`, `k` shifted `narrow`
-//!   slices concatenated on channels, one `Linear(k·C → C)`), the form the model crate uses;
+//! - `matmul`: [`DilatedConv1d`] on `[B, L, C]` (the `k` taps of every position gathered into
+//!   `[B, L, k·C]`, one `Linear(k·C → C)`), the form the model crate uses;
 //! - `conv1d`: `burn::nn::conv::Conv1d` with dilation `d` and explicit causal padding
 //!   `((k−1)·d, 0)` on `[B, C, L]`, plus the two `swap_dims(1, 2)` a `[B, L, C]` network needs
 //!   around it (LayerNorm and Linear work on the last axis).
@@ -13,8 +13,9 @@
 //! plus the skip). Before timing, every pair is checked to compute the same function with
 //! converted weights (max abs diff < 1e-4).
 //!
-//! Run: `cargo bench --bench conv` (about 5 minutes on 2 cores); the stack at shape B only with
-//! `PETERREC_BENCH_FULL=1` (about 25 minutes in all). Figures: `docs/benchmarks.md`.
+//! Run: `cargo bench --bench conv`; the stack at shape B only with `PETERREC_BENCH_FULL=1` (its
+//! `Conv1d` training step is by far the slowest target). Figures and run times:
+//! `docs/benchmarks.md`.
 
 // mimalloc, keeping freed memory (faster steps; see `peterrec_experiments::alloc`).
 peterrec_experiments::global_mimalloc!();
@@ -39,8 +40,8 @@ const KERNEL: usize = 3;
 /// Block dilations of the stack (each block's second conv uses twice the dilation).
 const STACK_DILATIONS: [usize; 4] = [1, 4, 1, 4];
 
-/// Set this variable to also run the 4-block stack at shape B (about 20 more minutes on 2 cores:
-/// one `Conv1d` training step of the stack takes about 100 s there).
+/// Set this variable to also run the 4-block stack at shape B (left out by default: its `Conv1d`
+/// training step takes much longer than every other target's; see `docs/benchmarks.md`).
 const FULL_ENV: &str = "PETERREC_BENCH_FULL";
 
 /// One benchmark shape: batch, length, channels, dilation of the single-conv target.

@@ -1,4 +1,4 @@
-//! Parity with the PyTorch port (`shared/bench/nextitnet_torch.py`) and weight interchange.
+//! Parity with the PyTorch port and weight interchange.
 //!
 //! Each fixture under `tests/fixtures/` was written by the port's `export` mode (commands in
 //! `tests/fixtures/README.md`): every parameter under its `state_dict` name, fixed `input_ids`

@@ -186,6 +186,24 @@ impl ItemSampler {
         }
     }
 
+    /// One index drawn uniformly from the range without `other` (a uniform sampler's
+    /// "any output but the label"): a draw from a range one shorter, stepped over `other`. A
+    /// range of one index returns that index.
+    ///
+    /// # Panics
+    /// If the sampler is not uniform.
+    pub fn draw_other<R: Rng + ?Sized>(&self, other: u32, rng: &mut R) -> u32 {
+        assert!(
+            matches!(self.weights, Weights::Uniform),
+            "draw_other needs a uniform sampler"
+        );
+        let n = self.size() as usize;
+        let other = (other - self.range.start) as usize;
+        let r = rng.random_range(0..n.max(2) - 1);
+        let r = if r >= other { r + 1 } else { r }.min(n - 1);
+        self.range.start + r as u32
+    }
+
     /// `n` indices drawn independently, with replacement.
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Vec<u32> {
         (0..n).map(|_| self.draw(rng)).collect()
@@ -435,6 +453,33 @@ impl NegativeSampler for PopularitySampler {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// `draw_other` draws exactly what the fine-tuning loop's inline "uniform over the other
+    /// outputs" drew from the same generator, and never the label.
+    #[test]
+    fn draw_other_matches_the_step_over_formula_and_skips_the_label() {
+        for outputs in [1usize, 2, 3, 17] {
+            let sampler = ItemSampler::uniform(0..outputs as u32).unwrap();
+            let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(outputs as u64);
+            let mut b = a.clone();
+            for step in 0..200 {
+                let label = step % outputs;
+                let r = b.random_range(0..outputs.max(2) - 1);
+                let expected = (if r >= label { r + 1 } else { r }).min(outputs - 1);
+                let got = sampler.draw_other(label as u32, &mut a) as usize;
+                assert_eq!(got, expected);
+                if outputs > 1 {
+                    assert_ne!(got, label);
+                }
+            }
+        }
+        let shifted = ItemSampler::uniform(10..13).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..50 {
+            let v = shifted.draw_other(11, &mut rng);
+            assert!(v == 10 || v == 12, "{v}");
+        }
+    }
 
     #[test]
     fn uniform_stays_in_range_and_is_seeded() {

@@ -7,9 +7,8 @@
 //! probability `noise`, to a uniformly random item. With `affinity > 0` the catalogue is cut into
 //! `num_types` equal regions and each successor of a type's chain is drawn from that type's own
 //! region with probability `affinity` (users of a type favour "their" items, as real user groups
-//! favour genres). The type is the user's profile label, so
-//! both next-item prediction and user classification are learnable, and everything is a
-//! function of the seed.
+//! favour genres). The type is the user's profile label, so both next-item prediction and user
+//! classification are learnable, and everything is a function of the seed.
 //!
 //! Items are named `i0`, `i1`, … and get vocabulary indices `NUM_RESERVED + k` for `ik`;
 //! users are named `u0`, `u1`, ….

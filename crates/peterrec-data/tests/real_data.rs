@@ -1,8 +1,8 @@
 //! Tests on the real data sets (never bundled with the crate).
 //!
 //! The data directory is read from the environment variable `PETERREC_DATA` (absolute, or
-//! relative to the current directory or to the workspace root); without it,
-//! `../shared/data` next to the workspace is used if it exists. If neither is found the tests
+//! relative to the current directory or to the workspace root); without it, the fallback folder
+//! beside the workspace named in `data_dir` is used if it exists. If neither is found the tests
 //! FAIL, saying what to set: they are never skipped silently.
 
 use std::collections::HashSet;

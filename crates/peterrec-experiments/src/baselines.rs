@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Test HR@10 and NDCG@10 of ranking a target-item task's targets by their count in the training
 /// examples, the same for every user. Ties count against the positive, as in every ranking of
-/// `peterrec_train::metrics`, so a target never seen in training ranks below all others.
+/// `peterrec_train::eval`, so a target never seen in training ranks below all others.
 pub fn popularity(task: &Task) -> (f64, f64) {
     let mut counts = vec![0f32; task.num_outputs()];
     for e in &task.train {

@@ -37,6 +37,8 @@
 //! assert!(report.trainable * 10 < report.total);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backbone;
 pub mod error;
 pub mod finetune;

@@ -3,7 +3,8 @@
 //! property-based fuzzing (proptest) of both loaders with arbitrary and mutated files.
 //!
 //! Hostile files whose checksum is valid (a forged configuration) are tested next to the loader,
-//! in `src/persist/tests.rs`. Set `PROPTEST_CASES` for longer fuzzing runs (`docs/reliability.md`).
+//! in `src/io/persist/tests.rs`. Set `PROPTEST_CASES` for longer fuzzing runs
+//! (`docs/reliability.md`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

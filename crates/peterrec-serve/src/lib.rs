@@ -11,7 +11,8 @@
 //! rows of all such requests, and runs only its own blocks and head on top. A PeterRec task
 //! changes every block (patches, LayerNorms), and FineAll and Scratch change everything, so
 //! their requests run through their own model, one pass per task. Every pass computes only the
-//! positions that `[CLS]` depends on ([`peterrec_model::backbone::positions`]), shared blocks included.
+//! positions that `[CLS]` depends on ([`peterrec_model::backbone::positions`]), shared blocks
+//! included.
 //!
 //! Inputs are built exactly as in fine-tuning and evaluation: the most recent `max_len` items,
 //! left-padded with PAD, then `[CLS]` (centred backbones: `[CLS]` at both ends).

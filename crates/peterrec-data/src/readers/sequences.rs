@@ -1,7 +1,7 @@
 //! Sequence files: one user per line, `user item item ...`, whitespace-separated, oldest first.
 //!
 //! This is the format of the Amazon (Beauty, Sports_and_Outdoors, Toys_and_Games), Yelp and
-//! LastFM files in `shared/data/amazon`, which are already 5-core filtered and time ordered.
+//! LastFM files in `$PETERREC_DATA/amazon`, which are already 5-core filtered and time ordered.
 //! Ids are kept as strings (they become vocabulary keys); a line with a user but no item is an
 //! error (an "empty user"), and so is a user on a second line (a "duplicate user": the file has
 //! one line per user, and merging two lines would have to guess their order).

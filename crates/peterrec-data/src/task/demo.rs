@@ -100,7 +100,7 @@ pub fn peterrec_task(
 }
 
 /// Builds the demo task from a directory holding [`DEMO_PRETRAIN_FILE`] and
-/// [`DEMO_FINETUNE_FILE`] (e.g. `shared/data/peterrec-demo`).
+/// [`DEMO_FINETUNE_FILE`] (e.g. `$PETERREC_DATA/peterrec-demo`).
 pub fn peterrec_demo(dir: impl AsRef<Path>, cfg: &DemoTaskConfig) -> Result<TaskBundle> {
     let dir = dir.as_ref();
     peterrec_task(

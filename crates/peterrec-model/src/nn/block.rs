@@ -18,9 +18,9 @@ pub enum Insertion {
     Serial,
     /// `conv(x) + delta(x)` before each LayerNorm, where `delta` is the patch's residual branch:
     /// two patches per block, each beside its convolution. With a zero-initialised patch the block
-    /// computes the pretrained function exactly. (The PyTorch port in `shared/bench` adds the whole
-    /// `MP(x) = x + delta(x)` instead, which also adds the conv's input; blocks imported from it
-    /// keep that convention through [`ResidualBlock::parallel_adds_input`].)
+    /// computes the pretrained function exactly. (The PyTorch port adds the whole patch instead,
+    /// `MP(x) = x + delta(x)`, which also adds the conv's input; blocks imported from it keep
+    /// that convention through [`ResidualBlock::parallel_adds_input`].)
     Parallel,
     /// One serial patch per block, after the second convolution.
     SerialOne,
@@ -114,10 +114,10 @@ pub struct ResidualBlock<B: Backend> {
     /// Parallel insertion (else serial).
     pub parallel: bool,
     /// Parallel insertion only: add the whole patch `MP(x) = x + delta(x)` beside the
-    /// convolution (`conv(x) + x + delta(x)`, the convention of the PyTorch port in
-    /// `shared/bench`) instead of our `conv(x) + delta(x)`. False for every block we build; set
-    /// by [`crate::interchange`] when it imports the port's parallel patches. Our own task files
-    /// ([`crate::persist`]) do not record it.
+    /// convolution (`conv(x) + x + delta(x)`, the convention of the PyTorch port) instead of our
+    /// `conv(x) + delta(x)`. False for every block we build; set by [`crate::interchange`] when
+    /// it imports the port's parallel patches. Our own task files ([`crate::persist`]) do not
+    /// record it.
     pub parallel_adds_input: bool,
     /// The epsilon both LayerNorms were built with (Burn keeps `LayerNorm`'s own private);
     /// [`layer_norm_relu`] needs it.

@@ -7,11 +7,10 @@
 //! when causal, half of it when centred; an appended zero row stands for positions outside the
 //! sequence) into `[B, L, k·C]`, and one `Linear(k·C → C_out)` with bias runs as a single
 //! `[B·L, k·C]` matrix product ([`linear_rows`]). It is the same operator as a dilated
-//! convolution (weight `W_lin[j·C + i, o] = W_conv[o, i, j]`). Measured on the ndarray backend,
-//! one training step at B=32, L=20, C=64, V=10k, 4 blocks: `Conv1d` 650 ms, the matmul form
-//! (then with pad + `narrow` + `cat` taps) 265 ms (`../shared/notes`); the gather and the
-//! folded product later cut a shape-B fine-tuning step on Flex by about 30% more. Our own
-//! measurements are in `docs/benchmarks.md`.
+//! convolution (weight `W_lin[j·C + i, o] = W_conv[o, i, j]`), without the layout swaps, with
+//! one gather instead of a zero-filled buffer per tap (pad + `narrow` + `cat`), and with one large
+//! product for the whole batch instead of one small product per sequence. `benches/conv.rs`
+//! compares it with `Conv1d`; the figures are in `docs/benchmarks.md`.
 
 use burn::config::Config;
 use burn::module::Module;

@@ -4,9 +4,9 @@
 //! moment, scale the gradient, add, square, scale, add, square root, add, divide, scale,
 //! subtract), each a pass over the whole parameter that allocates its result. At the paper's
 //! shape a model holds tens of millions of trainable values (the 50,000 × 256 item embedding
-//! and softmax head alone are 12.8 M each). [`FusedAdam`] computes the same update — the same formula in the same order of `f32`
-//! operations, so the same values — in one pass that reads the gradient and rewrites the
-//! parameter and both moments in place (each buffer is copied first only when something else
+//! and softmax head alone are 12.8 M each). [`FusedAdam`] computes the same update — the same
+//! formula in the same order of `f32` operations, so the same values — in one pass that reads
+//! the gradient and rewrites the parameter and both moments in place (each buffer is copied first only when something else
 //! still holds it; the pass is `peterrec_kernels::adam::update`). That runs on NdArray and Flex
 //! with `f32` tensors; on any other backend or element type it is Burn's [`Adam`] with the same
 //! settings.

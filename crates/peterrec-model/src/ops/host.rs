@@ -45,9 +45,9 @@ pub(crate) fn host_backend<B: Backend>() -> Option<HostBackend> {
 /// A tensor's `f32` values, row-major, for `B` the CPU backend `backend`.
 ///
 /// The tensors passed here are often shared (the autodiff graph holds them too). NdArray copies a
-/// shared tensor out value by value, so on NdArray a multiplication by one first makes a fresh, unshared tensor (one
-/// vectorised pass) that it then hands over without a further copy. Flex copies a shared tensor
-/// with one `memcpy`.
+/// shared tensor out value by value, so on NdArray a multiplication by one first makes a fresh,
+/// unshared tensor (one vectorised pass) that it then hands over without a further copy. Flex
+/// copies a shared tensor with one `memcpy`.
 pub(crate) fn host_values<B: Backend, const D: usize>(
     tensor: Tensor<B, D>,
     backend: HostBackend,

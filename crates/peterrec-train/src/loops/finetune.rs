@@ -3,10 +3,10 @@
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
+use peterrec_data::sampler::ItemSampler;
 use peterrec_data::batch::{epoch_batches, finetune_rows};
 use peterrec_data::task::Task;
 use peterrec_model::FineTuneModel;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_finite, check_lengths_and_warn, check_tokens, Run, ToF64};
@@ -62,6 +62,9 @@ pub fn finetune<B: AutodiffBackend>(
             task.name, bad.label, bad.user
         )));
     }
+    // The wrong outputs a binary cross-entropy loss draws its negatives from.
+    let others = ItemSampler::uniform(0..outputs as u32)
+        .map_err(|_| TrainError::Input("the task head has no outputs".into()))?;
     check_lengths_and_warn(t.max_len, &model.meta.backbone)?;
     check_tokens(
         task.train
@@ -93,13 +96,8 @@ pub fn finetune<B: AutodiffBackend>(
                     let neg: Vec<i64> = examples
                         .iter()
                         .flat_map(|e| {
-                            let label = e.label as usize;
                             (0..s)
-                                .map(|_| {
-                                    // Uniform over the other outputs.
-                                    let r = run.rng.random_range(0..outputs.max(2) - 1);
-                                    (if r >= label { r + 1 } else { r }).min(outputs - 1) as i64
-                                })
+                                .map(|_| i64::from(others.draw_other(e.label, &mut run.rng)))
                                 .collect::<Vec<_>>()
                         })
                         .collect();

@@ -6,7 +6,7 @@
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --out table.json
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --epochs 1 --finetune-epochs 1 --out /tmp/r.json
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-100k --tasks gender,cold-start --strategies peterrec-serial,finecls
-//! # the run of docs/results.md (about 25 minutes on 2 shared cores):
+//! # the run of docs/results.md (its wall time is recorded there):
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --epochs 4 --pretrain-max-len 50 \
 //!     --batch-size 64 --lr 2e-3 --finetune-epochs 3 --finetune-lr 5e-3 --cold-start-train-per-user 2 --out results-ml1m.json
 //! ```

@@ -1,4 +1,4 @@
-//! Weight interchange with the PyTorch port (`shared/bench/nextitnet_torch.py`).
+//! Weight interchange with the PyTorch port of NextItNet and PeterRec.
 //!
 //! Backbones (with or without model patches), pretraining heads and tasks (patches, every
 //! block's `ln2`, the fine-tune head) are written to and read from

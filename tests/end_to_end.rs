@@ -168,7 +168,12 @@ fn an_absurd_learning_rate_is_a_divergence_error_and_keeps_the_last_good_checkpo
 
 fn data_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let value = std::env::var_os("PETERREC_DATA").unwrap_or_else(|| "../shared/data".into());
+    let value = std::env::var_os("PETERREC_DATA").unwrap_or_else(|| {
+        panic!(
+            "this test needs the real data sets: set PETERREC_DATA to the folder holding \
+             peterrec-demo/ (`.ci/run` sets it)"
+        )
+    });
     let p = PathBuf::from(&value);
     for candidate in [p.clone(), root.join(&p)] {
         if candidate.join("peterrec-demo").is_dir() {
@@ -177,7 +182,7 @@ fn data_dir() -> PathBuf {
     }
     panic!(
         "this test needs the real data sets: set PETERREC_DATA to the folder holding peterrec-demo/ \
-         (e.g. PETERREC_DATA=../shared/data); {} has none",
+         ({} has none)",
         p.display()
     );
 }

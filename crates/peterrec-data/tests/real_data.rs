@@ -36,13 +36,8 @@ fn data_dir() -> PathBuf {
             workspace.display()
         );
     }
-    let fallback = workspace.join("../shared/data");
-    if fallback.is_dir() {
-        return fallback;
-    }
     panic!(
-        "real-data tests need the data sets: set PETERREC_DATA to the folder holding ml-1m/, ml-100k/, amazon/ and peterrec-demo/ (e.g. PETERREC_DATA=../shared/data); {} does not exist",
-        fallback.display()
+        "real-data tests need the data sets: set PETERREC_DATA to the folder holding ml-1m/, ml-100k/, amazon/ and peterrec-demo/ (`.ci/run` sets it)"
     );
 }
 

@@ -3,8 +3,8 @@
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
-use peterrec_data::sampler::ItemSampler;
 use peterrec_data::batch::{epoch_batches, finetune_rows};
+use peterrec_data::sampler::ItemSampler;
 use peterrec_data::task::Task;
 use peterrec_model::FineTuneModel;
 use serde::{Deserialize, Serialize};

@@ -28,7 +28,7 @@
 //! let gender = FineTuneConfig::new(Strategy::FineCls, HeadKind::Classifier { outputs: 2 })
 //!     .init(backbone.clone(), &device)
 //!     .unwrap();
-//! let mut server = TaskServer::new(backbone, config, 20, device).unwrap();
+//! let mut server = TaskServer::new(backbone, 20, device).unwrap();
 //! server.add_task("gender", gender).unwrap();
 //! let probabilities = server.classify(&[7, 9, 11], "gender").unwrap();
 //! assert_eq!(probabilities.len(), 2);

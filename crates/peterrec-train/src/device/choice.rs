@@ -116,7 +116,12 @@ mod tests {
             Ok(DeviceChoice::Cuda(12))
         );
         assert_eq!(" Flex".parse::<DeviceChoice>(), Ok(DeviceChoice::Flex));
-        assert_eq!(DeviceChoice::default(), DeviceChoice::Cpu);
+        let fastest = if cfg!(feature = "flex") {
+            DeviceChoice::Flex
+        } else {
+            DeviceChoice::Cpu
+        };
+        assert_eq!(DeviceChoice::default(), fastest);
         assert!(DeviceChoice::Cuda(0).is_cuda() && !DeviceChoice::Cpu.is_cuda());
         assert!(!DeviceChoice::Flex.is_cuda());
     }

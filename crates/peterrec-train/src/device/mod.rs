@@ -150,12 +150,12 @@ pub fn cuda_device(index: usize) -> burn::backend::cuda::CudaDevice {
 /// `with_backend!(choice, |B, device| body)` expands to a `Result<T, TrainError>`, where `T` is
 /// the type of `body`. `B` is an autodiff backend and `device` its device:
 ///
-/// * [`DeviceChoice::Cpu`]: [`CpuAutodiff`];
-/// * [`DeviceChoice::Flex`]: `FlexAutodiff` with the `flex` feature, else
+/// * on [`DeviceChoice::Cpu`], `B` is [`CpuAutodiff`];
+/// * on [`DeviceChoice::Flex`], `B` is `FlexAutodiff` with the `flex` feature, else the result is
 ///   [`TrainError::FlexNotCompiled`];
-/// * [`DeviceChoice::Cuda`]: `GpuAutodiff` on CUDA device `N` with the `cuda` feature, after
-///   [`check_device`] (a device that does not work is an error, never a panic), else
-///   [`TrainError::CudaNotCompiled`].
+/// * on [`DeviceChoice::Cuda`], `B` is `GpuAutodiff` on CUDA device `N` with the `cuda` feature,
+///   after [`check_device`] (a device that does not work is an error, never a panic), else the
+///   result is [`TrainError::CudaNotCompiled`].
 ///
 /// `body` is compiled once per backend, so it usually calls a generic function:
 /// `train::<B>(&config, device)`. Use `<B as AutodiffBackend>::InnerBackend` for inference.

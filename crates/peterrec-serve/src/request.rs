@@ -15,7 +15,8 @@ pub enum Query {
 /// One user's request to one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The task's name, as given to [`TaskServer::load_task`] or [`TaskServer::add_task`].
+    /// The task's name, as given to [`TaskServer::load_task`](crate::TaskServer::load_task) or
+    /// [`TaskServer::add_task`](crate::TaskServer::add_task).
     pub task: String,
     /// The user's history, oldest first, as vocabulary indices of the backbone.
     pub history: Vec<u32>,
@@ -32,7 +33,8 @@ pub enum Answer {
     Classes(Vec<f32>),
 }
 
-/// How a batch was computed (what [`TaskServer::answer_with_stats`] reports).
+/// How a batch was computed (what
+/// [`TaskServer::answer_with_stats`](crate::TaskServer::answer_with_stats) reports).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchStats {
     /// Rows that went through the shared pass of the frozen backbone.

@@ -1,6 +1,6 @@
 //! The high-level entry points: [`Pretrainer`] pretrains a backbone on users' item sequences
 //! and [`FineTuner`] fine-tunes it for a task, each in one call and with the measured recipe as
-//! its defaults. [`pretrain`](crate::pretrain) and [`finetune`](crate::finetune) remain for
+//! its defaults. [`pretrain`] and [`finetune`] remain for
 //! models built by hand.
 //!
 //! ```

@@ -44,7 +44,7 @@ impl Strategy {
         ]
     }
 
-    /// Whether the parameter at dotted path `name` (of a [`FineTuneModel`]) is trained.
+    /// Whether the parameter at dotted path `name` (of a [`FineTuneModel`](crate::FineTuneModel)) is trained.
     pub fn is_trainable(&self, name: &str, num_blocks: usize) -> bool {
         if name.starts_with("head.") {
             return true;

@@ -24,7 +24,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     peterrec_data::fs::sync_dir(dir).with_path(dir)
 }
 
-/// Writes `bytes` to `path` atomically (see the [module docs](self)).
+/// Writes `bytes` to `path` atomically (see the module documentation).
 ///
 /// The parent directory must exist. On error the previous content of `path`, if any, is
 /// untouched and no temporary file is left behind.

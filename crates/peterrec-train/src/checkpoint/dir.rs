@@ -49,7 +49,7 @@ impl Checkpoint {
 }
 
 /// A directory of per-epoch checkpoints with atomic `last` and `best` pointers
-/// (layout in the [module docs](self)).
+/// (layout in the module documentation).
 #[derive(Clone, Debug)]
 pub struct CheckpointDir {
     root: PathBuf,

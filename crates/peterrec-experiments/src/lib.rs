@@ -10,7 +10,8 @@
 //!
 //! Run them with `cargo run --release -p peterrec-experiments --bin NAME -- ...` (add
 //! `--features flex` or `--features cuda` for those backends). This library holds what they and
-//! the root crate's criterion benches share.
+//! the root crate's criterion benches share, and the serving measurements of the `serve_tasks`
+//! example.
 
 #![warn(missing_docs)]
 
@@ -18,4 +19,5 @@ pub mod alloc;
 pub mod baselines;
 pub mod bench;
 pub mod cli;
+pub mod serving;
 pub mod stats;

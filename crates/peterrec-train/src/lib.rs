@@ -102,4 +102,13 @@ pub(crate) mod test_util {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
+
+    /// The names of the atomic-write temporaries directly in `dir`.
+    pub fn temp_entries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(peterrec_data::fs::TEMP_PREFIX))
+            .collect()
+    }
 }

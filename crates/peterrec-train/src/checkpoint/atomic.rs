@@ -92,16 +92,8 @@ pub fn clean_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
+    use crate::test_util::{temp_entries, TempDir};
     use std::io::Write;
-
-    fn temp_entries(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect()
-    }
 
     #[test]
     fn write_atomic_creates_and_replaces() {

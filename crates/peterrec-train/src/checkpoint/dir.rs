@@ -349,15 +349,7 @@ impl Drop for CheckpointWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
-
-    fn temp_entries(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect()
-    }
+    use crate::test_util::{temp_entries, TempDir};
 
     #[test]
     fn checkpoint_dir_tracks_best_and_last() {

@@ -198,6 +198,29 @@ where
         }
         Ok(decision.stop)
     }
+
+    /// Ends the run: the kept model with its epoch and validation result (evaluated now with
+    /// `evaluate` when a resumed run did not carry it), the history and the seconds taken.
+    pub(super) fn finish(self, evaluate: impl FnOnce(&M::InnerModule) -> E) -> Finished<M, B, E> {
+        let (model, best_epoch, valid) = self.best;
+        let valid = valid.unwrap_or_else(|| evaluate(&model));
+        Finished {
+            model,
+            best_epoch,
+            valid,
+            history: self.history,
+            seconds: self.start.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// What [`Run::finish`] returns.
+pub(super) struct Finished<M: AutodiffModule<B>, B: AutodiffBackend, E> {
+    pub(super) model: M::InnerModule,
+    pub(super) best_epoch: usize,
+    pub(super) valid: E,
+    pub(super) history: Vec<EpochRecord>,
+    pub(super) seconds: f64,
 }
 
 /// A loss read back from the device, as `f64`.

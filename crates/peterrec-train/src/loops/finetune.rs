@@ -139,26 +139,18 @@ pub fn finetune<B: AutodiffBackend>(
             break;
         }
     }
-    let Run {
-        best,
-        history,
-        start,
-        ..
-    } = run;
-    let (best_model, best_epoch, valid) = best;
-    let valid = match valid {
-        Some(v) => v,
-        None => evaluate_task(
-            &best_model,
+    let done = run.finish(|m| {
+        evaluate_task(
+            m,
             &task.valid,
             &train_labels,
             t.max_len,
             &cfg.ranking,
             device,
-        ),
-    };
+        )
+    });
     let test = evaluate_task(
-        &best_model,
+        &done.model,
         &task.test,
         &train_labels,
         t.max_len,
@@ -166,12 +158,12 @@ pub fn finetune<B: AutodiffBackend>(
         device,
     );
     let report = FineTuneReport {
-        epochs: history.len(),
-        best_epoch,
-        valid,
+        epochs: done.history.len(),
+        best_epoch: done.best_epoch,
+        valid: done.valid,
         test,
-        history,
-        seconds: start.elapsed().as_secs_f64(),
+        history: done.history,
+        seconds: done.seconds,
     };
-    Ok((best_model, report))
+    Ok((done.model, report))
 }

@@ -5,13 +5,13 @@
 #
 # usage: scripts/cpu-side-by-side.sh [a|b|ab] > results.jsonl
 #   PY=/tmp/torch-venv/bin/python (the venv is described in the README beside the port)
-#   TORCH_PORT=path/to/nextitnet_torch.py (default: the shared checkout's bench/ beside this repo)
+#   TORCH_PORT=path/to/nextitnet_torch.py (default: bench/ beside the $PETERREC_DATA folder)
 #   Builds `bench_step` with `--features flex` first. ROUNDS (default 2) repeats every line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=${1:-ab}
 PY=${PY:-/tmp/torch-venv/bin/python}
-TORCH="$PY ${TORCH_PORT:-../shared/bench/nextitnet_torch.py}"
+TORCH="$PY ${TORCH_PORT:-${PETERREC_DATA:?set PETERREC_DATA or TORCH_PORT}/../bench/nextitnet_torch.py}"
 ROUNDS=${ROUNDS:-2}
 cargo build --release -p peterrec-experiments --features flex --bin bench_step >&2
 BS=target/release/bench_step

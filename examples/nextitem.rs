@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     min_len: usize,
     /// Channels C.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     channels: usize,
     /// Block dilations (block d holds convolutions of dilation d and 2d).
     #[arg(long, default_value = "1,4,1,4", value_delimiter = ',')]
@@ -57,6 +57,9 @@ struct Args {
     /// Train on every window of a long sequence, not only its last (`--windows false` to stop).
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
     windows: bool,
+    /// Dropout on the embeddings and residual branches while pretraining (default: the recipe's).
+    #[arg(long)]
+    dropout: Option<f64>,
     /// Device: flex (default), cpu (ndarray), cuda or cuda:N.
     #[arg(long, default_value_t)]
     device: DeviceChoice,
@@ -77,13 +80,16 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
         first_item: NUM_RESERVED,
         num_tokens: data.vocab.len() as u32,
     });
-    let config = PretrainConfig::new()
-        .with_train(args.train.config(TrainConfig::new()))
+    let recipe = PretrainConfig::new();
+    let config = recipe
+        .clone()
+        .with_dropout(args.dropout.unwrap_or(recipe.dropout))
+        .with_train(args.train.config(recipe.train.clone()))
         .with_objective(args.objective)
         .with_sampled(sampled)
         .with_windows(args.windows);
     let pretrained = Pretrainer::new(backbone)
-        .with_config(config)
+        .with_config(config.clone())
         .fit::<B>(&data.sequences, &device)?;
     let report = &pretrained.report;
     let ranking = RankingOptions::new()
@@ -115,6 +121,13 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
         "valid_ndcg@10": report.valid.full.ndcg_at(10), "epochs": report.epochs,
         "best_epoch": report.best_epoch, "train_seconds": report.seconds,
         "device": args.device.to_string(),
+        "config": {
+            "channels": args.channels, "dilations": args.dilations, "max_len": config.train.max_len,
+            "batch_size": config.train.batch_size, "lr": config.train.lr,
+            "max_epochs": config.train.epochs, "dropout": config.dropout,
+            "weight_decay": config.train.weight_decay, "windows": config.windows,
+            "seed": config.train.seed,
+        },
     });
     for (k, v) in test.flat() {
         line[k] = json!(v);

@@ -57,7 +57,9 @@ fn runs<B: AutodiffBackend>(device: B::Device) -> Outcome {
         .with_train(train(3))
         .with_objective(SeqObjective::NextItem)
         .with_ranking(RankingOptions::new())
-        .with_windows(false);
+        .with_windows(false)
+        // Bitwise equality across backends: no random masks.
+        .with_dropout(0.0);
     let lm = config.init_lm::<B>(&device).unwrap();
     let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
     let task = d
@@ -127,7 +129,9 @@ fn sampled_runs<B: AutodiffBackend>(device: B::Device) -> (Vec<EpochRecord>, Vec
             num_tokens: d.vocab.len() as u32,
         }))
         .with_ranking(RankingOptions::new())
-        .with_windows(false);
+        .with_windows(false)
+        // Bitwise equality across backends: no random masks.
+        .with_dropout(0.0);
     let lm = config.init_lm::<B>(&device).unwrap();
     let (lm, pre) = pretrain(lm, &split.train, &split.valid, &cfg, &device).unwrap();
     (pre.history, collect_params(&lm, |_| true))

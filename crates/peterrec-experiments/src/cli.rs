@@ -33,7 +33,7 @@ pub struct RunArgs {
 /// (the library's defaults are the measured recipe).
 #[derive(Debug, Clone, Default, Args)]
 pub struct TrainArgs {
-    /// Maximum epochs (default 4).
+    /// Maximum epochs (default: the loop's recipe, 10 for pretraining and 4 for fine-tuning).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Epochs without validation improvement before stopping (default 3).

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::Embedding;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::block::{Insertion, ResidualBlock, ResidualBlockConfig};
+use crate::block::{train_dropout, Insertion, ResidualBlock, ResidualBlockConfig};
 use crate::error::{ModelError, Result as ModelResult};
 use crate::init::tn_param;
 use crate::patch::ModelPatchConfig;
@@ -149,6 +149,7 @@ impl NextItNetConfig {
             embedding,
             blocks,
             config: self.clone(),
+            dropout: 0.0,
         })
     }
 
@@ -174,6 +175,8 @@ pub struct NextItNet<B: Backend> {
     /// The configuration this backbone was built from (not a parameter: it travels with the
     /// module, so no function needs the backbone and its configuration side by side).
     config: NextItNetConfig,
+    /// Dropout probability on the embeddings while training ([`NextItNet::with_dropout`]).
+    dropout: f64,
 }
 
 impl<B: Backend> NextItNet<B> {
@@ -256,7 +259,31 @@ impl<B: Backend> NextItNet<B> {
             let index = index_tensor(index, &tokens.device());
             tokens.select(1, index)
         };
-        self.embedding.forward(tokens)
+        train_dropout(self.embedding.forward(tokens), self.dropout)
+    }
+
+    /// Sets the dropout probability, applied while training (when the backend records
+    /// gradients) to the embeddings and to every block's residual branch before it is added:
+    /// a regulariser of pretraining. It does not change inference, is not part of the
+    /// configuration or the files, and a loaded or new backbone has none.
+    ///
+    /// # Panics
+    /// If `prob` is not in `[0, 1)`.
+    pub fn with_dropout(mut self, prob: f64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&prob),
+            "dropout probability {prob} is not in [0, 1)"
+        );
+        self.dropout = prob;
+        for block in &mut self.blocks {
+            block.dropout = prob;
+        }
+        self
+    }
+
+    /// The dropout probability set by [`NextItNet::with_dropout`] (0 by default).
+    pub fn dropout(&self) -> f64 {
+        self.dropout
     }
 
     /// The configuration this backbone was built from.
@@ -331,6 +358,42 @@ mod tests {
         let v: Vec<f32> = m.forward(tokens(ids, 1, l)).into_data().to_vec().unwrap();
         let c = m.channels();
         v.chunks(c).map(|r| r.to_vec()).collect()
+    }
+
+    #[test]
+    fn dropout_acts_only_while_training_and_is_removable() {
+        type AB = burn::backend::Autodiff<B>;
+        let cfg = NextItNetConfig::new(20, 8, vec![1, 2]).with_init_std(0.3);
+        let device = Default::default();
+        let plain = cfg.init::<AB>(&device);
+        let ids: Vec<i64> = (0..12).map(|i| 4 + i % 13).collect();
+        let run = |m: &NextItNet<AB>| -> Vec<f32> {
+            let t = Tensor::from_data(TensorData::new(ids.clone(), [1, 12]), &device);
+            m.forward(t).into_data().to_vec().unwrap()
+        };
+        let reference = run(&plain);
+        let dropped = plain.clone().with_dropout(0.5);
+        assert_eq!(dropped.dropout(), 0.5);
+        assert!(dropped.blocks.iter().all(|b| b.dropout == 0.5));
+        // Training (autodiff on): some values change.
+        assert_ne!(run(&dropped), reference);
+        // Inference (the inner backend): exactly the plain network.
+        let inner: Vec<f32> = burn::module::AutodiffModule::valid(&dropped)
+            .forward(tokens(&ids, 1, 12))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(inner, reference);
+        // Set back to 0: exactly the plain network again, also while training.
+        assert_eq!(run(&dropped.with_dropout(0.0)), reference);
+    }
+
+    #[test]
+    #[should_panic(expected = "not in [0, 1)")]
+    fn dropout_of_one_is_refused() {
+        let _ = NextItNetConfig::new(20, 8, vec![1])
+            .init::<B>(&Default::default())
+            .with_dropout(1.0);
     }
 
     #[test]

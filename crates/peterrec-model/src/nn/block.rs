@@ -87,6 +87,7 @@ impl ResidualBlockConfig {
             parallel: false,
             parallel_adds_input: false,
             layer_norm_eps: self.layer_norm_eps,
+            dropout: 0.0,
         }
     }
 
@@ -96,7 +97,8 @@ impl ResidualBlockConfig {
     }
 }
 
-/// `h = ReLU(LN1(conv_d(x))); h = ReLU(LN2(conv_2d(h))); out = x + h`, with optional patches.
+/// `h = ReLU(LN1(conv_d(x))); h = ReLU(LN2(conv_2d(h))); out = x + dropout(h)`, with optional
+/// patches (dropout only while training, see [`ResidualBlock::dropout`]).
 #[derive(Module, Debug)]
 pub struct ResidualBlock<B: Backend> {
     /// Convolution with dilation `d`.
@@ -122,6 +124,9 @@ pub struct ResidualBlock<B: Backend> {
     /// The epsilon both LayerNorms were built with (Burn keeps `LayerNorm`'s own private);
     /// [`layer_norm_relu`] needs it.
     pub layer_norm_eps: f64,
+    /// Dropout probability on the residual branch while training (autodiff on); 0 unless a
+    /// training loop sets it with [`crate::NextItNet::with_dropout`]. Not saved in files.
+    pub dropout: f64,
 }
 
 impl<B: Backend> ResidualBlock<B> {
@@ -196,6 +201,16 @@ impl<B: Backend> ResidualBlock<B> {
             Some(mp) => mp.forward(h2),
             None => h2,
         };
-        plan.input_to_output.apply(x) + layer_norm_relu(&self.ln2, self.layer_norm_eps, h2)
+        let branch = layer_norm_relu(&self.ln2, self.layer_norm_eps, h2);
+        plan.input_to_output.apply(x) + train_dropout(branch, self.dropout)
     }
+}
+
+/// Inverted dropout with probability `prob` when the backend records gradients (training);
+/// the identity otherwise and when `prob` is 0.
+pub(crate) fn train_dropout<B: Backend>(x: Tensor<B, 3>, prob: f64) -> Tensor<B, 3> {
+    if prob == 0.0 {
+        return x;
+    }
+    burn::nn::Dropout { prob }.forward(x)
 }

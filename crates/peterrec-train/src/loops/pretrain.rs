@@ -70,6 +70,12 @@ pub fn pretrain<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(NextItNetLM<B>, PretrainReport)> {
     cfg.train.validate()?;
+    if !(0.0..1.0).contains(&cfg.dropout) {
+        return Err(TrainError::Config(format!(
+            "dropout {} is not a probability in [0, 1)",
+            cfg.dropout
+        )));
+    }
     let t = &cfg.train;
     let config = &model.backbone.config().clone();
     config.validate()?;
@@ -99,9 +105,18 @@ pub fn pretrain<B: AutodiffBackend>(
         |m| set_trainable(m, |_| true),
         device,
     )?;
+    model.backbone = model.backbone.with_dropout(cfg.dropout);
     for epoch in run.first_epoch..=t.epochs {
         let mut bar = EpochProgress::new(epoch, Some(t.epochs), rows.len() as u64, t.quiet);
         let batches = epoch_batches(rows.len(), t.batch_size, Some(&mut run.rng));
+        if cfg.dropout > 0.0 {
+            // The dropout masks come from the backend's generator: seeded per epoch, so a run
+            // resumed at an epoch boundary draws the same masks as an uninterrupted one.
+            B::seed(
+                device,
+                t.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+        }
         for (step, idx) in batches.iter().enumerate() {
             let seqs: Vec<&[u32]> = idx.iter().map(|&i| rows[i].as_slice()).collect();
             let batch = cfg
@@ -148,26 +163,18 @@ pub fn pretrain<B: AutodiffBackend>(
             break;
         }
     }
-    let Run {
-        best,
-        history,
-        start,
-        ..
-    } = run;
-    let (best_model, best_epoch, valid_report) = best;
-    let valid_report = match valid_report {
-        Some(r) => r,
-        None => evaluate_next_item(&best_model, valid, t.max_len, &cfg.ranking, device),
-    };
+    let done = run.finish(|m| evaluate_next_item(m, valid, t.max_len, &cfg.ranking, device));
     let report = PretrainReport {
-        epochs: history.len(),
-        best_epoch,
-        valid: valid_report,
-        history,
-        seconds: start.elapsed().as_secs_f64(),
+        epochs: done.history.len(),
+        best_epoch: done.best_epoch,
+        valid: done.valid,
+        history: done.history,
+        seconds: done.seconds,
     };
-    // Back on the autodiff backend so callers can keep training or fine-tune.
-    Ok((NextItNetLM::from_inner(best_model), report))
+    // Back on the autodiff backend so callers can keep training or fine-tune, without dropout.
+    let mut model = NextItNetLM::from_inner(done.model);
+    model.backbone = model.backbone.with_dropout(0.0);
+    Ok((model, report))
 }
 
 #[cfg(test)]

@@ -127,6 +127,9 @@ pub struct Args {
     /// its most recent `--pretrain-max-len` items.
     #[arg(long)]
     pub windows: bool,
+    /// Dropout on the embeddings and residual branches while pretraining.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
     /// Write the pretraining metrics (one JSON line per epoch) to `<DIR>/<backbone>.jsonl`.
     #[arg(long)]
     pub log_dir: Option<PathBuf>,

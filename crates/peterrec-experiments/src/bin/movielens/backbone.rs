@@ -97,6 +97,7 @@ fn pretrain_lm<B: AutodiffBackend>(
             ..ranking(args.run.seed)
         },
         windows: args.windows,
+        dropout: args.dropout,
     };
     let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, device)?;
     for r in &report.history {

@@ -34,7 +34,7 @@ use burn::tensor::{
 
 pub(crate) use peterrec_kernels::cross_entropy::WeightLayout;
 
-use super::cross_entropy_host::{self, host_gradients};
+use super::cross_entropy_host::{self, host_gradients, Parts, TensorGradients as Gradients};
 use super::host::{cast, host_backend, route_for, Route};
 
 /// Logits per chunk: rows are processed `CHUNK_ELEMENTS / V` at a time (at least one), which
@@ -183,30 +183,6 @@ fn fused_in_chunks<B: AutodiffBackend>(
         surrogate = surrogate + (bias * Tensor::<B, 1>::from_inner(gb)).sum();
     }
     surrogate.clone() - surrogate.detach() + loss
-}
-
-/// The inputs of the fused loss on the inner backend.
-pub(super) struct Parts<B: Backend> {
-    /// `[n, C]`.
-    pub(super) x: Tensor<B, 2>,
-    /// `[C, V]` or `[V, C]`, see `layout`.
-    pub(super) w: Tensor<B, 2>,
-    /// `[V]`.
-    pub(super) b: Option<Tensor<B, 1>>,
-    /// `[n]`.
-    pub(super) t: Tensor<B, 1, Int>,
-    pub(super) layout: WeightLayout,
-    pub(super) v: usize,
-    /// Rows per chunk.
-    pub(super) rows: usize,
-}
-
-/// The mean loss (`[1]`) and its gradients with respect to `x`, `w` (in `w`'s layout) and `b`.
-pub(super) struct Gradients<B: Backend> {
-    pub(super) loss: Tensor<B, 1>,
-    pub(super) x: Tensor<B, 2>,
-    pub(super) w: Tensor<B, 2>,
-    pub(super) b: Option<Tensor<B, 1>>,
 }
 
 /// [`Gradients`] by tensor operations, for any backend (at least one row).

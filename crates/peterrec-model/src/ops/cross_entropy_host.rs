@@ -22,8 +22,31 @@ use peterrec_kernels::cross_entropy::{
     gradients, Gradients as HostGradients, Inputs as HostInputs, WeightLayout as Layout,
 };
 
-use super::cross_entropy::{Gradients as TensorGradients, Parts};
 use super::host::{host_values, note_host_run, register, values, HostBackend, Saved};
+
+/// The inputs of the fused loss on the inner backend.
+pub(super) struct Parts<B: Backend> {
+    /// `[n, C]`.
+    pub(super) x: Tensor<B, 2>,
+    /// `[C, V]` or `[V, C]`, see `layout`.
+    pub(super) w: Tensor<B, 2>,
+    /// `[V]`.
+    pub(super) b: Option<Tensor<B, 1>>,
+    /// `[n]`.
+    pub(super) t: Tensor<B, 1, Int>,
+    pub(super) layout: Layout,
+    pub(super) v: usize,
+    /// Rows per chunk.
+    pub(super) rows: usize,
+}
+
+/// The mean loss (`[1]`) and its gradients with respect to `x`, `w` (in `w`'s layout) and `b`.
+pub(super) struct TensorGradients<B: Backend> {
+    pub(super) loss: Tensor<B, 1>,
+    pub(super) x: Tensor<B, 2>,
+    pub(super) w: Tensor<B, 2>,
+    pub(super) b: Option<Tensor<B, 1>>,
+}
 
 /// The loss and gradients of the fused cross-entropy computed on host buffers, for `B` the CPU
 /// backend `backend` (at least one row), as tensors for the surrogate route.

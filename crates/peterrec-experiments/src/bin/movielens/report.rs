@@ -7,7 +7,16 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::Args;
-use crate::transfer::Outcome;
+use crate::backbone::BackboneSummary;
+
+/// Everything a run of the table measured.
+pub struct Outcome {
+    pub popularity: Vec<Popularity>,
+    pub backbones: Vec<BackboneSummary>,
+    pub rows: Vec<Row>,
+    pub details: Vec<Detail>,
+    pub baselines: Vec<Baseline>,
+}
 
 /// One row of the table, as printed in the final JSON line.
 #[derive(Debug, Clone, Serialize)]

@@ -19,8 +19,8 @@ use peterrec_model::{
 use peterrec_train::{finetune, FineTuneLoss, FineTuneTrainConfig, TaskEvaluation, TrainConfig};
 
 use crate::args::{Args, TaskName};
-use crate::backbone::{pretrain_backbone, ranking, BackboneSummary};
-use crate::report::{Baseline, Detail, Popularity, Row};
+use crate::backbone::{pretrain_backbone, ranking};
+use crate::report::{Baseline, Detail, Outcome, Popularity, Row};
 use crate::AnyError;
 
 /// A pretrained backbone (named), its configuration and the tasks fine-tuned from it.
@@ -30,15 +30,6 @@ type Group<B> = (
     NextItNetConfig,
     Vec<(TaskName, u64, Task)>,
 );
-
-/// Everything a run of the table measured.
-pub struct Outcome {
-    pub popularity: Vec<Popularity>,
-    pub backbones: Vec<BackboneSummary>,
-    pub rows: Vec<Row>,
-    pub details: Vec<Detail>,
-    pub baselines: Vec<Baseline>,
-}
 
 /// One fine-tuning run's figures.
 struct RunResult {

@@ -156,7 +156,7 @@ pub fn serve_dir(dir: &Path) -> Result<Value, AnyError> {
 /// How many task files the paper-shape measurement loads.
 pub const PAPER_TASKS: usize = 10;
 
-/// The paper's backbone: V = 50,000, C = 256, blocks [1,4]×4.
+/// The paper's backbone: V = 50,000, C = 256, blocks `[1,4]×4`.
 pub fn paper_config() -> NextItNetConfig {
     NextItNetConfig::new(50_000, 256, vec![1, 4, 1, 4, 1, 4, 1, 4])
 }

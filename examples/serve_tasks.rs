@@ -108,8 +108,15 @@ fn train(args: &Args, dir: &Path) -> Result<(), AnyError> {
             pretrained.model.backbone
         }
     };
-    if backbone.config().num_tokens != vocab.len() {
-        return Err("the backbone's vocabulary is not this data set's".into());
+    let tokens = backbone.config().num_tokens;
+    if tokens != vocab.len() {
+        let from = (args.backbone.as_ref()).map_or("the pretrained backbone".into(), |f| {
+            f.display().to_string()
+        });
+        let n = vocab.len();
+        return Err(
+            format!("{from}: {tokens} tokens, but this data set's vocabulary has {n}").into(),
+        );
     }
     save_backbone(&backbone, dir.join(serving::BACKBONE))?;
 

@@ -12,8 +12,10 @@
 //! user's last item is the test target, the one before it the validation target, the rest the
 //! training sequence. The epoch with the best validation NDCG@10 is kept and evaluated on the
 //! test targets, ranking every item of the catalogue (items already in the user's history
-//! excluded, ties counted against the target); the papers' sampled protocol (the target against
-//! 99 random negatives) is reported beside it as `sampled_*`. Ends with one JSON line.
+//! excluded, ties counted against the target). The older papers' sampled protocols (the target
+//! against 100 negatives drawn uniformly, or in proportion to the training counts) are reported
+//! beside it as `sampled_*` and `sampled_pop_*`, and popularity and a first-order Markov chain,
+//! fitted on the same training sequences, are ranked the same way. Ends with one JSON line.
 
 #[path = "common/alloc.rs"]
 mod alloc;
@@ -27,6 +29,7 @@ use peterrec::data::batch::SeqObjective;
 use peterrec::data::vocab::NUM_RESERVED;
 use peterrec::model::{save_pretrained, NegativeDistribution, NegativeSampler};
 use peterrec::prelude::*;
+use peterrec::train::eval::RankingMeans;
 use peterrec::train::{check_device, with_backend};
 use serde_json::{json, Value};
 
@@ -113,7 +116,36 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
     for &k in &test.full.ks {
         let f = &test.full;
         let (hr, ndcg, mrr) = (f.hr_at(k), f.ndcg_at(k), f.mrr_at(k));
-        println!("  HR@{k:<2} {hr:.4?}   NDCG@{k:<2} {ndcg:.4?}   MRR@{k:<2} {mrr:.4?}");
+        let [hr, ndcg, mrr] = [hr, ndcg, mrr].map(|v| v.unwrap_or(f64::NAN));
+        println!("  HR@{k:<2} {hr:.4}   NDCG@{k:<2} {ndcg:.4}   MRR@{k:<2} {mrr:.4}");
+    }
+    let (popularity, markov) = pretrained.baseline_reports(&ranking);
+    println!(
+        "HR@10 / NDCG@10 by protocol (the sampled ones rank the target against 100 negatives):"
+    );
+    println!(
+        "  {:<12} {:>17} {:>17} {:>23}",
+        "", "full ranking", "sampled uniform", "sampled by popularity"
+    );
+    for (name, r) in [
+        ("NextItNet", &test),
+        ("popularity", &popularity),
+        ("Markov", &markov),
+    ] {
+        let cell = |m: Option<&RankingMeans>| match m {
+            Some(m) => format!(
+                "{:.4} / {:.4}",
+                m.hr_at(10).unwrap_or(0.0),
+                m.ndcg_at(10).unwrap_or(0.0)
+            ),
+            None => "-".into(),
+        };
+        let (full, uniform, popular) = (
+            cell(Some(&r.full)),
+            cell(r.sampled.as_ref()),
+            cell(r.sampled_popularity.as_ref()),
+        );
+        println!("  {name:<12} {full:>17} {uniform:>17} {popular:>23}");
     }
     let mut line = json!({
         "dataset": data.name, "format": args.format.name(),
@@ -132,6 +164,7 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
     for (k, v) in test.flat() {
         line[k] = json!(v);
     }
+    line["baselines"] = json!({ "popularity": popularity.flat(), "markov": markov.flat() });
     Ok(line)
 }
 

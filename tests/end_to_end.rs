@@ -225,3 +225,38 @@ fn original_peterrec_demo_files_pretrain_and_fine_tune() {
     let (_, report) = finetune(model, &bundle.task, &cfg, &device).unwrap();
     assert_eq!(report.epochs, 1);
 }
+
+#[test]
+fn model_free_baselines_on_ml100k_follow_the_training_counts() {
+    use peterrec::data::{DataFormat, Dataset};
+    use peterrec::train::eval::NextItemBaselines;
+
+    let data = Dataset::load(DataFormat::Ml100k, data_dir().join("ml-100k"), 3).unwrap();
+    let split = leave_one_out(&data.sequences);
+    // 100,000 ratings by 943 users (all with 20 or more); two per user are held out.
+    assert_eq!(split.test.len(), 943);
+    let baselines = NextItemBaselines::fit(&split.train, data.vocab.len());
+    assert_eq!(
+        baselines.item_counts().iter().sum::<u64>(),
+        100_000 - 2 * 943
+    );
+    let options = baselines.with_counts(&RankingOptions::new());
+    let popularity = baselines.evaluate_popularity(&split.test, &options);
+    let markov = baselines.evaluate_markov(&split.test, &options);
+    let (pop, chain) = (
+        popularity.full.hr_at(10).unwrap(),
+        markov.full.hr_at(10).unwrap(),
+    );
+    // The chain knows what followed the user's last film; popularity only what is watched most.
+    assert!(
+        chain > pop + 0.02,
+        "Markov HR@10 {chain} vs popularity {pop}"
+    );
+    // Negatives drawn by popularity are harder to beat than uniform ones.
+    let hr =
+        |m: &Option<peterrec::train::eval::RankingMeans>| m.as_ref().unwrap().hr_at(10).unwrap();
+    for r in [&popularity, &markov] {
+        assert!(hr(&r.sampled_popularity) < hr(&r.sampled), "{r:?}");
+        assert!(hr(&r.sampled) > r.full.hr_at(10).unwrap());
+    }
+}

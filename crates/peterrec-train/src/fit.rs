@@ -34,7 +34,7 @@ use peterrec_model::{
 
 use crate::config::{FineTuneTrainConfig, PretrainConfig};
 use crate::error::{Result, TrainError};
-use crate::eval::{evaluate_next_item, RankingOptions, RankingReport};
+use crate::eval::{evaluate_next_item, NextItemBaselines, RankingOptions, RankingReport};
 use crate::loops::{finetune, pretrain, FineTuneReport, PretrainReport};
 
 /// Pretrains a [`NextItNet`] backbone on users' item sequences: next item at every position,
@@ -86,6 +86,7 @@ impl Pretrainer {
         Ok(Pretrained {
             model,
             report,
+            baselines: NextItemBaselines::fit(&split.train, self.backbone.num_tokens),
             test: split.test,
             max_len: self.config.train.max_len,
         })
@@ -99,6 +100,9 @@ pub struct Pretrained<B: AutodiffBackend> {
     pub model: NextItNetLM<B>,
     /// Epochs, validation metrics and history.
     pub report: PretrainReport,
+    /// Popularity and first-order Markov baselines fitted on the same training sequences, to
+    /// rank [`Self::test`] beside the model.
+    pub baselines: NextItemBaselines,
     /// Each user's last item, with the history before it.
     pub test: Vec<NextItemExample>,
     max_len: usize,
@@ -106,15 +110,26 @@ pub struct Pretrained<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Pretrained<B> {
     /// Next-item ranking on the held-out test targets: every item of the catalogue ranked,
-    /// the user's history excluded, ties counted against the target, and the sampled protocol
-    /// beside it when `options` asks for it.
+    /// the user's history excluded, ties counted against the target, and the sampled protocols
+    /// beside it when `options` asks for them (the popularity-weighted one by the training
+    /// counts, unless `options` gives its own).
     pub fn test_report(&self, options: &RankingOptions, device: &B::Device) -> RankingReport {
         evaluate_next_item(
             &self.model.valid(),
             &self.test,
             self.max_len,
-            options,
+            &self.baselines.with_counts(options),
             device,
+        )
+    }
+
+    /// The popularity and first-order Markov baselines on the same test targets and protocol
+    /// as [`Self::test_report`]: `(popularity, markov)`.
+    pub fn baseline_reports(&self, options: &RankingOptions) -> (RankingReport, RankingReport) {
+        let options = self.baselines.with_counts(options);
+        (
+            self.baselines.evaluate_popularity(&self.test, &options),
+            self.baselines.evaluate_markov(&self.test, &options),
         )
     }
 }

@@ -5,9 +5,10 @@
 //! * [`config`] — [`TrainConfig`], [`PretrainConfig`], [`FineTuneTrainConfig`]: Burn configs
 //!   whose defaults are the measured ML-1M recipes.
 //! * [`loops`] — [`pretrain`] and [`finetune`].
-//! * [`eval`] — full-ranking and sampled (99 negatives) HR@k / NDCG@k / MRR@k, with ties counted
-//!   against the positive; accuracy, macro-F1, confusion counts and the majority-class baseline;
-//!   [`evaluate_next_item`] and [`evaluate_task`] for trained models.
+//! * [`eval`] — full-ranking and sampled (100 negatives, uniform or by popularity) HR@k /
+//!   NDCG@k / MRR@k, with ties counted against the positive; accuracy, macro-F1, confusion counts
+//!   and the majority-class baseline; [`evaluate_next_item`] and [`evaluate_task`] for trained
+//!   models, and the model-free next-item baselines.
 //! * [`checkpoint`] — atomic file writes, a [`CheckpointDir`] with `best` and `last`, and the
 //!   saved loop state that resumes a run exactly.
 //! * [`log`] — [`MetricsLog`] (one JSON object per line), [`EpochRecord`] and

@@ -208,7 +208,7 @@ fn run<B: AutodiffBackend>(
     }
     if let Some(s) = &test.sampled {
         println!(
-            "  sampled protocol (positive + up to 99 random negatives): HR@10 {:.4}, NDCG@10 {:.4}",
+            "  sampled protocol (positive + up to 100 uniform negatives): HR@10 {:.4}, NDCG@10 {:.4}",
             s.hr_at(10).unwrap_or(0.0),
             s.ndcg_at(10).unwrap_or(0.0)
         );

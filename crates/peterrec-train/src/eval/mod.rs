@@ -27,10 +27,12 @@
 //!
 //! * **Full ranking** ([`full_rank`], [`ranks_from_scores`]): the positive is ranked against the
 //!   whole eligible catalogue. This is the honest number.
-//! * **Sampled ranking** ([`sampled_negatives`], [`sampled_rank`], [`sampled_rank_for_user`]): the
-//!   PeterRec/NextItNet papers' protocol — the positive against [`SAMPLED_NEGATIVES`] (99) random
-//!   negatives. It inflates every metric and is only reported beside full ranking, under
-//!   `sampled_` names (see [`RankingMeans::to_flat_map`]).
+//! * **Sampled ranking** ([`sampled_negatives`], [`sampled_rank`], [`sampled_rank_for_user`],
+//!   [`sampled_rank_with`]): the older papers' protocols (PeterRec's and NextItNet's among them)
+//!   — the positive against [`SAMPLED_NEGATIVES`] (100) negatives, drawn uniformly or in
+//!   proportion to the items' training counts. They inflate every metric and are only reported
+//!   beside full ranking, under `sampled_` and `sampled_pop_` names (see
+//!   [`RankingMeans::to_flat_map`]).
 //!
 //! # Classification
 //!
@@ -42,13 +44,17 @@
 //!
 //! [`evaluate_next_item`] ranks the next item with a pretrained model; [`evaluate_task`] scores a
 //! fine-tuned model on a task split ([`TaskEvaluation`]). Both take [`RankingOptions`].
+//! [`NextItemBaselines`] ranks the same next-item targets without a model (popularity, and a
+//! first-order Markov chain), fitted on the same training sequences.
 
+mod baselines;
 mod classification;
 mod inputs;
 mod model;
 mod ranking;
 mod sampled;
 
+pub use baselines::NextItemBaselines;
 pub use classification::{
     accuracy, argmax_rows, macro_f1, majority_baseline_accuracy, majority_class,
     ClassificationReport, ConfusionMatrix,
@@ -59,4 +65,7 @@ pub use ranking::{
     eligible_count, exclusion_mask, full_rank, hit_at, mrr_at, ndcg_at, positives_tensor,
     ranks_from_scores, RankingMeans, RankingMetrics,
 };
-pub use sampled::{sampled_negatives, sampled_rank, sampled_rank_for_user, SAMPLED_NEGATIVES};
+pub use sampled::{
+    sampled_negatives, sampled_negatives_from, sampled_rank, sampled_rank_for_user,
+    sampled_rank_with, SAMPLED_NEGATIVES,
+};

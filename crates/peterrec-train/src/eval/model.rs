@@ -4,6 +4,7 @@
 use burn::config::Config;
 use burn::tensor::{backend::Backend, Tensor};
 use peterrec_data::batch::input_tensor;
+use peterrec_data::sampler::ItemSampler;
 use peterrec_data::split::NextItemExample;
 use peterrec_data::task::FineTuneExample;
 use peterrec_data::vocab::NUM_RESERVED;
@@ -17,7 +18,7 @@ use super::inputs::finetune_inputs;
 use super::ranking::{
     exclusion_mask, positives_tensor, ranks_from_scores, RankingMeans, RankingMetrics,
 };
-use super::sampled::sampled_rank_for_user;
+use super::sampled::{sampled_rank_for_user, sampled_rank_with};
 
 /// Options of a ranking evaluation.
 #[derive(Config, Debug)]
@@ -31,11 +32,16 @@ pub struct RankingOptions {
     /// Users per forward pass (default 256).
     #[config(default = 256)]
     pub batch_size: usize,
-    /// Also report the papers' sampled protocol, 99 random negatives and the positive (default
-    /// true).
+    /// Also report the older papers' sampled protocol, the positive against 100 negatives drawn
+    /// uniformly (default true).
     #[config(default = true)]
     pub sampled: bool,
-    /// Seed of the sampled protocol's negatives (default 0).
+    /// Training count of every item, indexed like the scores. With `sampled`, the report also
+    /// holds the popularity-weighted sampled protocol: 100 negatives drawn in proportion to
+    /// these counts (default none; [`Pretrained::test_report`](crate::Pretrained::test_report)
+    /// fills it from the training sequences).
+    pub popularity: Option<Vec<u64>>,
+    /// Seed of the sampled protocols' negatives (default 0).
     #[config(default = 0)]
     pub seed: u64,
 }
@@ -46,49 +52,107 @@ impl Default for RankingOptions {
     }
 }
 
-/// Full-ranking metrics, and the sampled protocol's beside them when asked for.
+/// Full-ranking metrics, and the sampled protocols' beside them when asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankingReport {
     /// Full ranking over the whole catalogue.
     pub full: RankingMeans,
-    /// The papers' sampled protocol (99 negatives), named as such.
+    /// The sampled protocol with 100 uniform negatives, named as such.
     pub sampled: Option<RankingMeans>,
+    /// The sampled protocol with 100 popularity-weighted negatives, named as such.
+    #[serde(default)]
+    pub sampled_popularity: Option<RankingMeans>,
 }
 
 impl RankingReport {
-    /// Flat `name → value` map (`hr@10`, `sampled_hr@10`, ...).
+    /// Flat `name → value` map (`hr@10`, `sampled_hr@10`, `sampled_pop_hr@10`, ...).
     pub fn flat(&self) -> std::collections::BTreeMap<String, f64> {
         let mut m = self.full.to_flat_map("");
         if let Some(s) = &self.sampled {
             m.extend(s.to_flat_map("sampled_"));
+        }
+        if let Some(s) = &self.sampled_popularity {
+            m.extend(s.to_flat_map("sampled_pop_"));
         }
         m
     }
 }
 
 /// Running full and sampled ranking metrics of one evaluation.
-struct Accumulator {
+pub(super) struct Accumulator {
     full: RankingMetrics,
-    sampled: RankingMetrics,
-    rng: ChaCha8Rng,
+    sampled: Option<(RankingMetrics, ChaCha8Rng)>,
+    popular: Option<(ItemSampler, RankingMetrics, ChaCha8Rng)>,
 }
 
 impl Accumulator {
-    fn new(opts: &RankingOptions) -> Self {
+    /// Empty metrics for `opts`. A popularity sampler is built from `opts.popularity` (when
+    /// `opts.sampled`); counts that are all zero leave that protocol out.
+    pub(super) fn new(opts: &RankingOptions) -> Self {
+        let popular = opts
+            .popularity
+            .as_ref()
+            .filter(|_| opts.sampled)
+            .and_then(|counts| {
+                let n = u32::try_from(counts.len()).ok()?;
+                ItemSampler::popularity(counts, 0..n, 1.0).ok()
+            })
+            .map(|s| {
+                let rng = ChaCha8Rng::seed_from_u64(opts.seed ^ POPULARITY_STREAM);
+                (s, RankingMetrics::new(&opts.ks), rng)
+            });
         Self {
             full: RankingMetrics::new(&opts.ks),
-            sampled: RankingMetrics::new(&opts.ks),
-            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            sampled: opts.sampled.then(|| {
+                let rng = ChaCha8Rng::seed_from_u64(opts.seed);
+                (RankingMetrics::new(&opts.ks), rng)
+            }),
+            popular,
         }
     }
 
-    fn report(&self, opts: &RankingOptions) -> RankingReport {
+    /// Whether a sampled protocol needs the scores on the host.
+    fn samples(&self) -> bool {
+        self.sampled.is_some() || self.popular.is_some()
+    }
+
+    /// Adds one user's sampled ranks from a host score row.
+    pub(super) fn add_sampled(
+        &mut self,
+        row: &[f32],
+        positive: usize,
+        specials: &[usize],
+        history: &[usize],
+    ) {
+        if let Some((metrics, rng)) = &mut self.sampled {
+            if let Some(rank) = sampled_rank_for_user(rng, row, positive, specials, history) {
+                metrics.add_rank(rank);
+            }
+        }
+        if let Some((sampler, metrics, rng)) = &mut self.popular {
+            if let Some(rank) = sampled_rank_with(rng, sampler, row, positive, specials, history) {
+                metrics.add_rank(rank);
+            }
+        }
+    }
+
+    /// Adds one user's full-ranking rank.
+    pub(super) fn add_full(&mut self, rank: usize) {
+        self.full.add_rank(rank);
+    }
+
+    pub(super) fn report(&self) -> RankingReport {
         RankingReport {
             full: self.full.mean(),
-            sampled: opts.sampled.then(|| self.sampled.mean()),
+            sampled: self.sampled.as_ref().map(|(m, _)| m.mean()),
+            sampled_popularity: self.popular.as_ref().map(|(_, m, _)| m.mean()),
         }
     }
 }
+
+/// Mixed into the seed of the popularity-weighted negatives, so that they are drawn apart from
+/// the uniform ones.
+const POPULARITY_STREAM: u64 = 0x706f_7075_6c61_7269;
 
 fn rank_rows<B: Backend>(
     scores: Tensor<B, 2>,
@@ -98,12 +162,11 @@ fn rank_rows<B: Backend>(
     opts: &RankingOptions,
     acc: &mut Accumulator,
 ) {
-    let Accumulator { full, sampled, rng } = acc;
     let [b, n] = scores.dims();
     let device = scores.device();
     let hist = opts.exclude_history.then_some(histories.as_slice());
     let mask = exclusion_mask::<B>(b, n, specials, hist, &device);
-    if opts.sampled {
+    if acc.samples() {
         let host: Vec<f32> = scores
             .clone()
             .into_data()
@@ -111,23 +174,17 @@ fn rank_rows<B: Backend>(
             .to_vec()
             .expect("scores");
         for (r, &p) in positives.iter().enumerate() {
-            let row = &host[r * n..(r + 1) * n];
-            if let Some(rank) = sampled_rank_for_user(
-                rng,
-                row,
-                p,
-                specials,
-                hist.map_or(&[][..], |h| h[r].as_slice()),
-            ) {
-                sampled.add_rank(rank);
-            }
+            let history = hist.map_or(&[][..], |h| h[r].as_slice());
+            acc.add_sampled(&host[r * n..(r + 1) * n], p, specials, history);
         }
     }
-    full.add_ranks(ranks_from_scores(
+    for rank in ranks_from_scores(
         scores,
         positives_tensor::<B>(positives, &device),
         Some(mask),
-    ));
+    ) {
+        acc.add_full(rank);
+    }
 }
 
 /// Next-item ranking of `examples` (leave-one-out validation or test) by a pretrained model,
@@ -152,11 +209,14 @@ pub fn evaluate_next_item<B: Backend>(
             .collect();
         rank_rows(scores, &positives, histories, &specials, opts, &mut acc);
     }
-    acc.report(opts)
+    acc.report()
 }
 
 /// What a fine-tuned model scored on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// One value per evaluation, never in a hot path: boxing the ranking report would only make
+// every match on it noisier.
+#[allow(clippy::large_enum_variant)]
 pub enum TaskEvaluation {
     /// Classification: accuracy, macro-F1 and the majority-class baseline.
     Classification(ClassificationReport),
@@ -222,7 +282,7 @@ pub fn evaluate_task<B: Backend>(
                 let histories = vec![Vec::new(); chunk.len()];
                 rank_rows(scores, &positives, histories, &[], &plain, &mut acc);
             }
-            TaskEvaluation::Ranking(acc.report(opts))
+            TaskEvaluation::Ranking(acc.report())
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The PeterRec/NextItNet papers' sampled ranking protocol: the positive against
-//! [`SAMPLED_NEGATIVES`] (99) random negatives. It inflates every metric and is only reported
-//! beside full ranking, under `sampled_` names (see [`RankingMeans::to_flat_map`]).
+//! The older papers' sampled ranking protocols (PeterRec's and NextItNet's among them): the
+//! positive against [`SAMPLED_NEGATIVES`] (100) negatives drawn uniformly, or in proportion to
+//! the items' training counts. They inflate every metric and are only reported beside full
+//! ranking, under `sampled_` and `sampled_pop_` names (see [`RankingMeans::to_flat_map`]).
 //!
 //! [`RankingMeans::to_flat_map`]: crate::eval::RankingMeans::to_flat_map
 
@@ -11,8 +12,8 @@ use rand::Rng;
 
 use super::ranking::beats;
 
-/// Number of random negatives in the papers' sampled protocol (99 negatives + the positive).
-pub const SAMPLED_NEGATIVES: usize = 99;
+/// Number of negatives in the sampled protocols (100 negatives + the positive).
+pub const SAMPLED_NEGATIVES: usize = 100;
 
 /// Draws `count` distinct negatives for the **sampled** protocol, uniformly without replacement
 /// from `0..n_items` minus the positive, the `specials` and the user's `history`.
@@ -35,21 +36,35 @@ pub fn sampled_negatives<R: Rng + ?Sized>(
     count: usize,
 ) -> Vec<usize> {
     let n = u32::try_from(n_items).expect("a catalogue of at most u32::MAX items");
+    match ItemSampler::uniform(0..n) {
+        Ok(items) => sampled_negatives_from(rng, &items, positive, specials, history, count),
+        Err(_) => Vec::new(), // no item at all
+    }
+}
+
+/// Draws `count` distinct negatives from `sampler` (uniform, popularity-weighted, ...), never
+/// the positive, a special or a history item: each draw follows the sampler's distribution
+/// over the items not drawn or excluded yet. When fewer than `count` items are eligible, all
+/// of them are returned (in ascending order) without drawing.
+pub fn sampled_negatives_from<R: Rng + ?Sized>(
+    rng: &mut R,
+    sampler: &ItemSampler,
+    positive: usize,
+    specials: &[usize],
+    history: &[usize],
+    count: usize,
+) -> Vec<usize> {
     let excluded: HashSet<u32> = specials
         .iter()
         .chain(history)
         .chain(std::iter::once(&positive))
-        .filter(|&&i| i < n_items)
-        .map(|&i| i as u32)
+        .filter_map(|&i| u32::try_from(i).ok())
         .collect();
-    match ItemSampler::uniform(0..n) {
-        Ok(items) => items
-            .sample_distinct(count, &excluded, rng)
-            .into_iter()
-            .map(|i| i as usize)
-            .collect(),
-        Err(_) => Vec::new(), // no item at all
-    }
+    sampler
+        .sample_distinct(count, &excluded, rng)
+        .into_iter()
+        .map(|i| i as usize)
+        .collect()
 }
 
 /// Rank of `positive` among itself and the given `negatives` (the **sampled** protocol), with
@@ -66,7 +81,7 @@ pub fn sampled_rank(scores: &[f32], positive: usize, negatives: &[usize]) -> Opt
     Some(above + 1)
 }
 
-/// The papers' **sampled** rank for one user: draws [`SAMPLED_NEGATIVES`] negatives with
+/// The uniform **sampled** rank for one user: draws [`SAMPLED_NEGATIVES`] negatives with
 /// [`sampled_negatives`] (never the positive, a special or a history item) and ranks the
 /// positive among them with [`sampled_rank`]. Returns `None` on an empty row, an out-of-range
 /// positive or a positive that is a special token.
@@ -77,17 +92,26 @@ pub fn sampled_rank_for_user<R: Rng + ?Sized>(
     specials: &[usize],
     history: &[usize],
 ) -> Option<usize> {
+    let n = u32::try_from(scores.len()).ok()?;
+    let sampler = ItemSampler::uniform(0..n).ok()?;
+    sampled_rank_with(rng, &sampler, scores, positive, specials, history)
+}
+
+/// The **sampled** rank for one user with negatives from `sampler` (see
+/// [`sampled_negatives_from`]); `None` in the cases of [`sampled_rank_for_user`].
+pub fn sampled_rank_with<R: Rng + ?Sized>(
+    rng: &mut R,
+    sampler: &ItemSampler,
+    scores: &[f32],
+    positive: usize,
+    specials: &[usize],
+    history: &[usize],
+) -> Option<usize> {
     if positive >= scores.len() || specials.contains(&positive) {
         return None;
     }
-    let negatives = sampled_negatives(
-        rng,
-        scores.len(),
-        positive,
-        specials,
-        history,
-        SAMPLED_NEGATIVES,
-    );
+    let negatives =
+        sampled_negatives_from(rng, sampler, positive, specials, history, SAMPLED_NEGATIVES);
     sampled_rank(scores, positive, &negatives)
 }
 
@@ -152,5 +176,35 @@ mod tests {
         );
         assert_eq!(sampled_rank_for_user(&mut rng, &s, 0, &[0], &[]), None);
         assert_eq!(sampled_rank_for_user(&mut rng, &[], 0, &[], &[]), None);
+    }
+
+    #[test]
+    fn popularity_negatives_follow_the_counts() {
+        // Item i was seen i times, except item 5 (never); 0 and 1 are specials.
+        let mut counts: Vec<u64> = (0..400).collect();
+        counts[5] = 0;
+        let popular = ItemSampler::popularity(&counts, 0..400, 1.0).unwrap();
+        let uniform = ItemSampler::uniform(0..400).unwrap();
+        let mean = |s: &ItemSampler| {
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let mut sum = 0usize;
+            for _ in 0..20 {
+                let negs = sampled_negatives_from(&mut rng, s, 42, &[0, 1], &[300, 301], 100);
+                let set: HashSet<_> = negs.iter().copied().collect();
+                assert_eq!(set.len(), 100);
+                for bad in [0, 1, 42, 300, 301] {
+                    assert!(!set.contains(&bad));
+                }
+                sum += negs.iter().sum::<usize>();
+                if std::ptr::eq(s, &popular) {
+                    assert!(!set.contains(&5), "an item never seen is never drawn");
+                }
+            }
+            sum as f64 / 2000.0
+        };
+        // Uniform draws average about 200; draws in proportion to i average about 2/3 of 400.
+        let (u, p) = (mean(&uniform), mean(&popular));
+        assert!((185.0..215.0).contains(&u), "uniform mean {u}");
+        assert!((250.0..285.0).contains(&p), "popularity mean {p}");
     }
 }

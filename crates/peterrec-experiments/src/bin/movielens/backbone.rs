@@ -183,7 +183,7 @@ pub fn pretrain_backbone<B: AutodiffBackend>(
         "loaded".to_string()
     };
     println!(
-        "  {kept}. Test (leave-last-out, full ranking, history excluded, {} users): HR@10 {:.4}, NDCG@10 {:.4}, MRR@10 {:.4}, HR@20 {:.4}; sampled protocol (99 negatives): HR@10 {:.4}, NDCG@10 {:.4}",
+        "  {kept}. Test (leave-last-out, full ranking, history excluded, {} users): HR@10 {:.4}, NDCG@10 {:.4}, MRR@10 {:.4}, HR@20 {:.4}; sampled protocol (100 uniform negatives): HR@10 {:.4}, NDCG@10 {:.4}",
         test.full.count,
         at(10),
         nd(10),

@@ -3,8 +3,10 @@
 //! **first-order Markov chain** (the items that followed the user's last item in training, by
 //! count).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use peterrec_data::sampler::item_counts;
 use peterrec_data::split::NextItemExample;
 use peterrec_data::vocab::NUM_RESERVED;
 use peterrec_data::UserSequence;
@@ -29,6 +31,8 @@ use super::ranking::full_rank;
 #[derive(Debug, Clone)]
 pub struct NextItemBaselines {
     counts: Vec<u64>,
+    /// Each item's count scaled below 1: the Markov scores before any transition is added.
+    tie_break: Vec<f32>,
     /// For each item, the items that followed it in training and how often.
     next: HashMap<u32, Vec<(u32, u64)>>,
 }
@@ -37,14 +41,9 @@ impl NextItemBaselines {
     /// Counts items and consecutive pairs in `train`, over a vocabulary of `num_tokens` indices
     /// (indices `>= num_tokens` are ignored).
     pub fn fit(train: &[UserSequence], num_tokens: usize) -> Self {
-        let mut counts = vec![0u64; num_tokens];
+        let counts = item_counts(train.iter().map(|s| s.items.as_slice()), num_tokens);
         let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
         for s in train {
-            for &i in &s.items {
-                if let Some(c) = counts.get_mut(i as usize) {
-                    *c += 1;
-                }
-            }
             for w in s.items.windows(2) {
                 if (w[0] as usize) < num_tokens && (w[1] as usize) < num_tokens {
                     *pairs.entry((w[0], w[1])).or_default() += 1;
@@ -55,7 +54,13 @@ impl NextItemBaselines {
         for ((from, to), c) in pairs {
             next.entry(from).or_default().push((to, c));
         }
-        Self { counts, next }
+        let top = counts.iter().copied().max().unwrap_or(0) as f32 + 1.0;
+        let tie_break = counts.iter().map(|&c| c as f32 / top).collect();
+        Self {
+            counts,
+            tie_break,
+            next,
+        }
     }
 
     /// Training count of every index (the popularity scores, and the weights of the
@@ -83,8 +88,7 @@ impl NextItemBaselines {
     /// popularity scaled below 1, so that popularity only orders the items the chain ties (the
     /// many that never followed `last`).
     pub fn markov_scores(&self, last: Option<u32>) -> Vec<f32> {
-        let top = self.counts.iter().copied().max().unwrap_or(0) as f32 + 1.0;
-        let mut row: Vec<f32> = self.counts.iter().map(|&c| c as f32 / top).collect();
+        let mut row = self.tie_break.clone();
         if let Some(followers) = last.and_then(|l| self.next.get(&l)) {
             for &(to, c) in followers {
                 row[to as usize] += c as f32;
@@ -101,7 +105,7 @@ impl NextItemBaselines {
         opts: &RankingOptions,
     ) -> RankingReport {
         let row = self.popularity_scores();
-        self.evaluate(examples, opts, |_| row.clone())
+        self.evaluate(examples, opts, |_| Cow::Borrowed(row.as_slice()))
     }
 
     /// First-order Markov ranking of `examples`' targets, scored after each user's last history
@@ -112,15 +116,15 @@ impl NextItemBaselines {
         opts: &RankingOptions,
     ) -> RankingReport {
         self.evaluate(examples, opts, |e| {
-            self.markov_scores(e.history.last().copied())
+            Cow::Owned(self.markov_scores(e.history.last().copied()))
         })
     }
 
-    fn evaluate(
+    fn evaluate<'a>(
         &self,
         examples: &[NextItemExample],
         opts: &RankingOptions,
-        scores: impl Fn(&NextItemExample) -> Vec<f32>,
+        scores: impl Fn(&NextItemExample) -> Cow<'a, [f32]>,
     ) -> RankingReport {
         let specials: Vec<usize> = (0..NUM_RESERVED as usize).collect();
         let mut acc = Accumulator::new(opts);

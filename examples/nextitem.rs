@@ -156,6 +156,7 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
         "config": {
             "channels": args.channels, "dilations": args.dilations, "max_len": config.train.max_len,
             "batch_size": config.train.batch_size, "lr": config.train.lr,
+            "lr_schedule": config.train.lr_schedule.to_string(),
             "max_epochs": config.train.epochs, "dropout": config.dropout,
             "weight_decay": config.train.weight_decay, "windows": config.windows,
             "seed": config.train.seed,

@@ -8,9 +8,10 @@ use peterrec_train::{DeviceChoice, LrSchedule, TrainConfig};
 /// `--device`: the backend and device a program runs on.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct DeviceArgs {
-    /// Device: `cpu`, `flex`, `cuda` or `cuda:N` (`flex` and CUDA need a build with
-    /// `--features flex` / `cuda`).
-    #[arg(long, default_value = "cpu")]
+    /// Device: `cpu`, `flex`, `cuda` or `cuda:N` (default `flex`, the fastest CPU backend, in a
+    /// build with the `flex` feature, on by default; `cpu` otherwise; CUDA needs `--features
+    /// cuda`).
+    #[arg(long, default_value_t = DeviceChoice::default())]
     pub device: DeviceChoice,
 }
 
@@ -20,9 +21,10 @@ pub struct RunArgs {
     /// Seed of initialisation, shuffling, sampling and the user split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Device: `cpu`, `flex`, `cuda` or `cuda:N` (`flex` and CUDA need a build with
-    /// `--features flex` / `cuda`).
-    #[arg(long, default_value = "cpu")]
+    /// Device: `cpu`, `flex`, `cuda` or `cuda:N` (default `flex`, the fastest CPU backend, in a
+    /// build with the `flex` feature, on by default; `cpu` otherwise; CUDA needs `--features
+    /// cuda`).
+    #[arg(long, default_value_t = DeviceChoice::default())]
     pub device: DeviceChoice,
     /// Hide the progress bars.
     #[arg(long)]
@@ -45,11 +47,13 @@ pub struct TrainArgs {
     /// Sequences per step (default 64).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Adam learning rate (default 2e-3).
+    /// Adam learning rate (default: the loop's recipe, 4e-3 for pretraining and 5e-3 for
+    /// fine-tuning).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// `constant`, `cosine`, `cosine:WARMUP_STEPS` or `cosine:WARMUP_STEPS:FINAL_RATIO`
-    /// (default `cosine`).
+    /// `constant`, `cosine`, `cosine:WARMUP` or `cosine:WARMUP:FINAL_RATIO`, WARMUP in steps or
+    /// as a share of the planned steps such as `10%` (default: the loop's recipe, `cosine:10%`
+    /// for pretraining and `constant` for fine-tuning).
     #[arg(long)]
     pub lr_schedule: Option<LrSchedule>,
     /// L2 weight decay (default 0).
@@ -100,13 +104,13 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_seed_0_on_the_cpu_with_progress_bars() {
+    fn defaults_are_seed_0_on_the_default_device_with_progress_bars() {
         let a = Run::try_parse_from(["x"]).unwrap().run;
         assert_eq!(a.seed, 0);
-        assert_eq!(a.device, DeviceChoice::Cpu);
+        assert_eq!(a.device, DeviceChoice::default());
         assert!(!a.quiet);
         let d = Device::try_parse_from(["x"]).unwrap().device;
-        assert_eq!(d.device, DeviceChoice::Cpu);
+        assert_eq!(d.device, DeviceChoice::default());
     }
 
     #[derive(Debug, Parser)]

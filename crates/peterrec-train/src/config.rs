@@ -2,16 +2,18 @@
 //! builds the defaults and `with_<field>(...)` changes one field.
 //!
 //! The defaults are the best recipe measured for next-item pretraining on MovieLens-1M (C = 128,
-//! blocks 1, 4, 1, 4): rows of the last 50 items, batch 64, Adam 2e-3 with a cosine decay to 0
-//! over 10 epochs, dropout 0.2 and sub-sequence windows ([`PretrainConfig::new`]). Fine-tuning defaults to
-//! Adam 5e-3 at a constant rate for 4 epochs, the settings of the MovieLens transfer table
+//! blocks 1, 4, 1, 4): rows of the last 50 items, batch 64, 10 epochs of Adam 4e-3 with a linear
+//! warm-up over the first 10% of the steps and a cosine decay to 0, dropout 0.2 and sub-sequence
+//! windows ([`TrainConfig::new`], [`PretrainConfig::new`]). Fine-tuning defaults to Adam 5e-3 at
+//! a constant rate for 4 epochs, the settings of the MovieLens transfer table
 //! ([`FineTuneTrainConfig::new`]). `docs/results.md` has the measurements.
 //!
 //! ```
 //! use peterrec_train::{PretrainConfig, TrainConfig};
 //!
+//! // One quick epoch; every other setting stays the recipe's.
 //! let quick = PretrainConfig::new().with_train(TrainConfig::new().with_epochs(1).with_quiet(true));
-//! assert_eq!(quick.train.max_len, 50);
+//! assert_eq!((quick.train.max_len, quick.train.lr), (50, 4e-3));
 //! ```
 
 use std::path::PathBuf;
@@ -25,25 +27,27 @@ use crate::error::{Result, TrainError};
 use crate::eval::RankingOptions;
 use crate::schedule::LrSchedule;
 
-/// Optimizer, schedule and bookkeeping settings shared by both loops.
+/// Optimizer, schedule and bookkeeping settings shared by both loops. The defaults are the
+/// pretraining recipe; [`FineTuneTrainConfig::new`] changes the epochs, rate and schedule.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
-    /// Maximum number of epochs (default 4).
-    #[config(default = 4)]
+    /// Maximum number of epochs (default 10).
+    #[config(default = 10)]
     pub epochs: usize,
     /// Sequences per step (default 64).
     #[config(default = 64)]
     pub batch_size: usize,
-    /// Adam learning rate (default 2e-3).
-    #[config(default = 2e-3)]
+    /// Adam learning rate (default 4e-3).
+    #[config(default = 4e-3)]
     pub lr: f64,
     /// Adam betas (default `(0.9, 0.999)`).
     #[config(default = "(0.9, 0.999)")]
     pub betas: (f32, f32),
-    /// How the learning rate moves from `lr` over the planned `epochs` (default: a cosine decay
-    /// to 0 without warm-up, `cosine`). A saved configuration without this key loads as
-    /// [`LrSchedule::Constant`].
-    #[config(default = "LrSchedule::COSINE")]
+    /// How the learning rate moves from `lr` over the planned `epochs` (default
+    /// [`LrSchedule::WARMUP_10_COSINE`]: a linear warm-up over the first 10% of the planned
+    /// steps, then a cosine decay to 0, `cosine:10%`). A saved configuration without this key
+    /// loads as [`LrSchedule::Constant`].
+    #[config(default = "LrSchedule::WARMUP_10_COSINE")]
     pub lr_schedule: LrSchedule,
     /// L2 weight decay, 0 for none (default 0).
     #[config(default = 0.0)]
@@ -113,8 +117,8 @@ impl TrainConfig {
 /// Pretraining settings: the loop, the objective and head, and the validation ranking.
 #[derive(Config, Debug)]
 pub struct PretrainConfig {
-    /// Shared loop settings (default [`TrainConfig::new`] with 10 epochs: the ML-1M recipe).
-    #[config(default = "TrainConfig::new().with_epochs(10)")]
+    /// Shared loop settings (default [`TrainConfig::new`], the ML-1M recipe).
+    #[config(default = "TrainConfig::new()")]
     pub train: TrainConfig,
     /// Next-item, masked next-item or cloze (default next-item).
     #[config(default = "SeqObjective::NextItem")]
@@ -182,7 +186,9 @@ impl std::str::FromStr for FineTuneLoss {
 pub struct FineTuneTrainConfig {
     /// Shared loop settings (default: [`TrainConfig::new`] with Adam 5e-3 at a constant rate, 4
     /// epochs, batch 64, the last 50 items).
-    #[config(default = "TrainConfig::new().with_lr(5e-3).with_lr_schedule(LrSchedule::Constant)")]
+    #[config(
+        default = "TrainConfig::new().with_epochs(4).with_lr(5e-3).with_lr_schedule(LrSchedule::Constant)"
+    )]
     pub train: TrainConfig,
     /// The loss (default softmax cross-entropy).
     #[config(default = "FineTuneLoss::Softmax")]
@@ -252,8 +258,8 @@ mod tests {
             (10, 64, 50, 3)
         );
         assert_eq!(p.dropout, 0.2);
-        assert_eq!(t.lr, 2e-3);
-        assert_eq!(t.lr_schedule, "cosine".parse().unwrap());
+        assert_eq!(t.lr, 4e-3);
+        assert_eq!(t.lr_schedule, "cosine:10%".parse().unwrap());
         assert_eq!((t.betas, t.weight_decay, t.seed), ((0.9, 0.999), 0.0, 0));
         assert!(p.windows && p.sampled.is_none() && !p.ranking.sampled);
         assert_eq!(p.objective, SeqObjective::NextItem);

@@ -30,7 +30,7 @@
 //! // Fine-tuning defaults, another seed.
 //! let fine_tuning =
 //!     FineTuneTrainConfig::new().with_train(FineTuneTrainConfig::new().train.with_seed(7));
-//! assert_eq!(pretraining.train.lr, 2e-3);
+//! assert_eq!(pretraining.train.lr, 4e-3);
 //! assert_eq!(fine_tuning.train.lr, 5e-3);
 //! ```
 

@@ -31,6 +31,15 @@ pub enum LrSchedule {
         /// The rate at the last planned step, as a fraction of the base rate (in `[0, 1]`).
         final_ratio: f64,
     },
+    /// [`LrSchedule::WarmupCosine`] with the warm-up given as a share of the plan: the first
+    /// `warmup_percent` percent of the planned steps (rounded to the nearest step), so that the
+    /// same schedule suits a data set of 60 steps an epoch and one of 600.
+    WarmupShareCosine {
+        /// Percent of the planned steps spent warming up (in `[0, 100]`).
+        warmup_percent: f64,
+        /// The rate at the last planned step, as a fraction of the base rate (in `[0, 1]`).
+        final_ratio: f64,
+    },
 }
 
 /// The serialised form of [`LrSchedule`], read through an `Option` so that a missing value loads
@@ -43,6 +52,10 @@ enum LrScheduleRepr {
     Constant,
     WarmupCosine {
         warmup_steps: usize,
+        final_ratio: f64,
+    },
+    WarmupShareCosine {
+        warmup_percent: f64,
         final_ratio: f64,
     },
 }
@@ -58,6 +71,13 @@ impl<'de> Deserialize<'de> for LrSchedule {
                 warmup_steps,
                 final_ratio,
             },
+            Some(LrScheduleRepr::WarmupShareCosine {
+                warmup_percent,
+                final_ratio,
+            }) => LrSchedule::WarmupShareCosine {
+                warmup_percent,
+                final_ratio,
+            },
         })
     }
 }
@@ -70,6 +90,13 @@ impl LrSchedule {
         final_ratio: 0.0,
     };
 
+    /// The pretraining recipe's schedule: a linear warm-up over the first 10% of the planned
+    /// steps, then a half cosine down to 0 (`cosine:10%` on the command line).
+    pub const WARMUP_10_COSINE: LrSchedule = LrSchedule::WarmupShareCosine {
+        warmup_percent: 10.0,
+        final_ratio: 0.0,
+    };
+
     /// The rate at 0-based `step` of a run planned for `total_steps` steps, for base rate `base`.
     ///
     /// Steps at or past `total_steps` get the final rate (unless still warming up, when
@@ -77,6 +104,14 @@ impl LrSchedule {
     pub fn lr_at(&self, base: f64, step: usize, total_steps: usize) -> f64 {
         match *self {
             LrSchedule::Constant => base,
+            LrSchedule::WarmupShareCosine {
+                warmup_percent,
+                final_ratio,
+            } => LrSchedule::WarmupCosine {
+                warmup_steps: (warmup_percent / 100.0 * total_steps as f64).round() as usize,
+                final_ratio,
+            }
+            .lr_at(base, step, total_steps),
             LrSchedule::WarmupCosine {
                 warmup_steps,
                 final_ratio,
@@ -95,20 +130,27 @@ impl LrSchedule {
         }
     }
 
-    /// Checks the parameters (`final_ratio` in `[0, 1]`).
+    /// Checks the parameters (`final_ratio` in `[0, 1]`, `warmup_percent` in `[0, 100]`).
     pub fn validate(&self) -> Result<(), TrainError> {
-        match *self {
-            LrSchedule::Constant => Ok(()),
-            LrSchedule::WarmupCosine { final_ratio, .. } => {
-                if (0.0..=1.0).contains(&final_ratio) {
-                    Ok(())
-                } else {
-                    Err(TrainError::Config(format!(
-                        "learning-rate schedule: final ratio {final_ratio} is not in [0, 1]"
-                    )))
-                }
-            }
+        let (final_ratio, percent) = match *self {
+            LrSchedule::Constant => return Ok(()),
+            LrSchedule::WarmupCosine { final_ratio, .. } => (final_ratio, 0.0),
+            LrSchedule::WarmupShareCosine {
+                warmup_percent,
+                final_ratio,
+            } => (final_ratio, warmup_percent),
+        };
+        if !(0.0..=1.0).contains(&final_ratio) {
+            return Err(TrainError::Config(format!(
+                "learning-rate schedule: final ratio {final_ratio} is not in [0, 1]"
+            )));
         }
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(TrainError::Config(format!(
+                "learning-rate schedule: warm-up of {percent}% is not in [0, 100]"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -120,6 +162,10 @@ impl fmt::Display for LrSchedule {
                 warmup_steps,
                 final_ratio,
             } => write!(f, "cosine:{warmup_steps}:{final_ratio}"),
+            LrSchedule::WarmupShareCosine {
+                warmup_percent,
+                final_ratio,
+            } => write!(f, "cosine:{warmup_percent}%:{final_ratio}"),
         }
     }
 }
@@ -127,14 +173,15 @@ impl fmt::Display for LrSchedule {
 impl FromStr for LrSchedule {
     type Err = TrainError;
 
-    /// Parses `constant`, `cosine` (no warm-up, decay to 0), `cosine:W` (W warm-up steps) or
-    /// `cosine:W:R` (final rate R × base), as the examples' `--lr-schedule` flags take it.
+    /// Parses `constant`, `cosine` (no warm-up, decay to 0), `cosine:W` (W warm-up steps),
+    /// `cosine:P%` (warm-up over P percent of the planned steps) or either followed by `:R`
+    /// (final rate R × base), as the examples' `--lr-schedule` flags take it.
     fn from_str(s: &str) -> Result<Self, TrainError> {
         let s = s.trim().to_ascii_lowercase();
         let bad = || {
             TrainError::Config(format!(
-                "unknown learning-rate schedule `{s}` (expected `constant`, `cosine`, `cosine:WARMUP_STEPS` \
-                 or `cosine:WARMUP_STEPS:FINAL_RATIO`)"
+                "unknown learning-rate schedule `{s}` (expected `constant`, `cosine`, `cosine:WARMUP`, \
+                 or `cosine:WARMUP:FINAL_RATIO`, WARMUP in steps or as a percentage such as `10%`)"
             ))
         };
         if s == "constant" {
@@ -144,10 +191,7 @@ impl FromStr for LrSchedule {
         if parts.next() != Some("cosine") {
             return Err(bad());
         }
-        let warmup_steps = match parts.next() {
-            Some(w) => w.parse::<usize>().map_err(|_| bad())?,
-            None => 0,
-        };
+        let warmup = parts.next();
         let final_ratio = match parts.next() {
             Some(r) => r.parse::<f64>().map_err(|_| bad())?,
             None => 0.0,
@@ -155,9 +199,19 @@ impl FromStr for LrSchedule {
         if parts.next().is_some() {
             return Err(bad());
         }
-        let schedule = LrSchedule::WarmupCosine {
-            warmup_steps,
-            final_ratio,
+        let schedule = match warmup {
+            Some(w) if w.ends_with('%') => LrSchedule::WarmupShareCosine {
+                warmup_percent: w[..w.len() - 1].parse::<f64>().map_err(|_| bad())?,
+                final_ratio,
+            },
+            Some(w) => LrSchedule::WarmupCosine {
+                warmup_steps: w.parse::<usize>().map_err(|_| bad())?,
+                final_ratio,
+            },
+            None => LrSchedule::WarmupCosine {
+                warmup_steps: 0,
+                final_ratio,
+            },
         };
         schedule.validate()?;
         Ok(schedule)
@@ -197,6 +251,30 @@ mod tests {
         assert!((s.lr_at(base, 50, 14) - 0.2).abs() < 1e-12);
     }
 
+    /// A warm-up share is the step schedule with `round(percent · plan / 100)` warm-up steps,
+    /// whatever the plan's length.
+    #[test]
+    fn warmup_share_is_a_share_of_the_plan() {
+        let share = LrSchedule::WARMUP_10_COSINE;
+        for total in [20, 95, 600, 5810] {
+            let steps = LrSchedule::WarmupCosine {
+                warmup_steps: (total as f64 / 10.0).round() as usize,
+                final_ratio: 0.0,
+            };
+            for step in 0..total + 3 {
+                assert_eq!(
+                    share.lr_at(3.0, step, total),
+                    steps.lr_at(3.0, step, total),
+                    "{total} {step}"
+                );
+            }
+        }
+        // 10% of 600 steps: 60 warm-up steps, the base rate reached at step 59.
+        assert_eq!(share.lr_at(3.0, 0, 600), 3.0 / 60.0);
+        assert_eq!(share.lr_at(3.0, 59, 600), 3.0);
+        assert!(share.lr_at(3.0, 60, 600) <= 3.0);
+    }
+
     #[test]
     fn warmup_cosine_decreases_monotonically_after_warmup() {
         let s = LrSchedule::WarmupCosine {
@@ -231,10 +309,19 @@ mod tests {
             }
         );
         assert_eq!(s.to_string().parse::<LrSchedule>().unwrap(), s);
+        let share: LrSchedule = "cosine:10%".parse().unwrap();
+        assert_eq!(share, LrSchedule::WARMUP_10_COSINE);
+        assert_eq!(share.to_string(), "cosine:10%:0");
+        assert_eq!(share.to_string().parse::<LrSchedule>().unwrap(), share);
+        let s: LrSchedule = "cosine:2.5%:0.1".parse().unwrap();
+        assert_eq!(s.to_string().parse::<LrSchedule>().unwrap(), s);
         for bad in [
             "",
             "cos",
             "cosine:x",
+            "cosine:x%",
+            "cosine:101%",
+            "cosine:-1%",
             "cosine:10:2",
             "cosine:1:0.5:3",
             "linear",

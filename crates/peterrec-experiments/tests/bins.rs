@@ -5,6 +5,13 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The programs' default device: Flex when built with the `flex` feature (a default one).
+const DEFAULT_DEVICE: &str = if cfg!(feature = "flex") {
+    "flex"
+} else {
+    "cpu"
+};
+
 fn run(bin: &str, args: &[&str]) -> Output {
     let exe = match bin {
         "bench_step" => env!("CARGO_BIN_EXE_bench_step"),
@@ -45,7 +52,7 @@ fn bench_step_times_an_inference_step() {
     let j = last_json(&run("bench_step", &args));
     assert_eq!(j["shape"], "a");
     assert_eq!(j["mode"], "infer");
-    assert_eq!(j["device"], "cpu");
+    assert_eq!(j["device"], DEFAULT_DEVICE);
     assert_eq!(j["strategy"], "");
     assert!(j["ms_per_step_median"].as_f64().unwrap() > 0.0);
     assert!(j["seqs_per_sec"].as_f64().unwrap() > 0.0);
@@ -122,7 +129,7 @@ fn peterrec_csv_pretrains_fine_tunes_and_saves() {
     assert_eq!(j["strategy"], "peterrec-serial");
     assert_eq!(j["targets"], 4);
     assert_eq!(j["config"]["seed"], 3);
-    assert_eq!(j["config"]["device"], "cpu");
+    assert_eq!(j["config"]["device"], DEFAULT_DEVICE);
     assert!(j["trainable_params"].as_u64().unwrap() < j["total_params"].as_u64().unwrap());
     for file in ["backbone.safetensors", "task.safetensors", "vocab.json"] {
         assert!(out_dir.join(file).is_file(), "{file}");

@@ -7,7 +7,7 @@ use clap::Parser;
 use peterrec_data::movielens::{ProfileAttribute, Variant};
 use peterrec_experiments::cli::RunArgs;
 use peterrec_model::Strategy;
-use peterrec_train::{FineTuneLoss, LrSchedule};
+use peterrec_train::{FineTuneLoss, FineTuneTrainConfig, LrSchedule, PretrainConfig};
 
 /// A fine-tuning task of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,52 +89,52 @@ pub struct Args {
     /// MovieLens directory: ML-1M (ratings.dat, users.dat, movies.dat) or ML-100K (u.data, u.user, u.item).
     #[arg(long)]
     pub path: PathBuf,
-    /// Maximum pretraining epochs (per backbone).
-    #[arg(long, default_value_t = 5)]
+    /// Maximum pretraining epochs (per backbone; default: the pretraining recipe's).
+    #[arg(long, default_value_t = PretrainConfig::new().train.epochs)]
     pub epochs: usize,
-    /// Maximum fine-tuning epochs (per task and strategy).
-    #[arg(long, default_value_t = 5)]
+    /// Maximum fine-tuning epochs (per task and strategy; default: the fine-tuning recipe's).
+    #[arg(long, default_value_t = FineTuneTrainConfig::new().train.epochs)]
     pub finetune_epochs: usize,
     /// Epochs without validation improvement before stopping (pretraining and fine-tuning).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = PretrainConfig::new().train.patience)]
     pub patience: usize,
-    /// Channels C.
-    #[arg(long, default_value_t = 64)]
+    /// Channels C (default 128, as `nextitem`).
+    #[arg(long, default_value_t = 128)]
     pub channels: usize,
     /// Block dilations, comma separated (block d holds convolutions of dilation d and 2d).
     #[arg(long, default_value = "1,4,1,4", value_delimiter = ',')]
     pub dilations: Vec<usize>,
     /// Most recent items of a fine-tuning input (before `[CLS]`).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = FineTuneTrainConfig::new().train.max_len)]
     pub max_len: usize,
     /// Most recent items of a pretraining row and of a next-item evaluation history.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = PretrainConfig::new().train.max_len)]
     pub pretrain_max_len: usize,
     /// Pretraining sequences per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = PretrainConfig::new().train.batch_size)]
     pub batch_size: usize,
     /// Fine-tuning examples per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = FineTuneTrainConfig::new().train.batch_size)]
     pub finetune_batch_size: usize,
     /// Pretraining Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = PretrainConfig::new().train.lr)]
     pub lr: f64,
-    /// Pretraining learning-rate schedule: `constant`, `cosine`, `cosine:WARMUP_STEPS` or
-    /// `cosine:WARMUP_STEPS:FINAL_RATIO` (over `--epochs`).
-    #[arg(long, default_value = "constant")]
+    /// Pretraining learning-rate schedule over `--epochs`: `constant`, `cosine`, `cosine:WARMUP`
+    /// or `cosine:WARMUP:FINAL_RATIO`, WARMUP in steps or as a share such as `10%`.
+    #[arg(long, default_value_t = PretrainConfig::new().train.lr_schedule)]
     pub lr_schedule: LrSchedule,
     /// Pretraining on every window of a long sequence (sub-sequence augmentation), not only
-    /// its most recent `--pretrain-max-len` items.
-    #[arg(long)]
+    /// its most recent `--pretrain-max-len` items (`--windows false` to stop).
+    #[arg(long, default_value_t = PretrainConfig::new().windows, num_args = 0..=1, default_missing_value = "true")]
     pub windows: bool,
     /// Dropout on the embeddings and residual branches while pretraining.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = PretrainConfig::new().dropout)]
     pub dropout: f64,
     /// Write the pretraining metrics (one JSON line per epoch) to `<DIR>/<backbone>.jsonl`.
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
-    /// Fine-tuning Adam learning rate.
-    #[arg(long, default_value_t = 5e-3)]
+    /// Fine-tuning Adam learning rate (at the fine-tuning recipe's constant rate).
+    #[arg(long, default_value_t = FineTuneTrainConfig::new().train.lr)]
     pub finetune_lr: f64,
     /// Pretraining with a sampled softmax of this many shared negatives (default: full softmax).
     #[arg(long)]
@@ -169,7 +169,7 @@ pub struct Args {
     /// Cold start: examples kept per training or validation user (a seeded random subset of the
     /// user's target movies; the test keeps all); 0 keeps all. Every example repeats the user's
     /// whole source sequence, so this bounds the cost of a fine-tuning epoch.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     pub cold_start_train_per_user: usize,
     /// Cache of pretrained backbones: `<name>.safetensors` found here is loaded instead of
     /// pretrained (its next-item figures are still measured); a missing one is pretrained and
@@ -237,7 +237,12 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_table() {
         let a = Args::try_parse_from(["movielens", "--path", "d"]).unwrap();
-        assert_eq!((a.epochs, a.finetune_epochs, a.patience), (5, 5, 3));
+        // The pretraining and fine-tuning recipes of the library.
+        assert_eq!((a.epochs, a.finetune_epochs, a.patience), (10, 4, 3));
+        assert_eq!((a.lr, a.finetune_lr, a.dropout), (4e-3, 5e-3, 0.2));
+        assert_eq!(a.lr_schedule, LrSchedule::WARMUP_10_COSINE);
+        assert_eq!((a.channels, a.pretrain_max_len, a.max_len), (128, 50, 50));
+        assert!(a.windows);
         assert_eq!(a.dilations, [1, 4, 1, 4]);
         assert_eq!(a.split, SplitArg(0.7, 0.1));
         assert_eq!(a.strategies.len(), 6);
@@ -249,7 +254,7 @@ mod tests {
         ];
         assert_eq!(a.tasks, tasks);
         assert_eq!((a.run.seed, a.run.quiet), (0, false));
-        assert_eq!(a.cold_start_train_per_user, 4);
+        assert_eq!(a.cold_start_train_per_user, 2);
         let a = Args::try_parse_from([
             "movielens",
             "--path",
@@ -261,8 +266,11 @@ mod tests {
             "--seed",
             "3",
             "--quiet",
+            "--windows",
+            "false",
         ])
         .unwrap();
+        assert!(!a.windows);
         assert_eq!(a.seeds, Some(vec![0, 1, 2]));
         assert_eq!(a.tasks, [TaskName::Age]);
         assert_eq!((a.run.seed, a.run.quiet), (3, true));

@@ -83,7 +83,7 @@ fn pretrain_lm<B: AutodiffBackend>(
                 .log_dir
                 .as_ref()
                 .map(|d| d.join(format!("{name}.jsonl"))),
-            ..TrainConfig::default()
+            ..PretrainConfig::new().train
         },
         objective: SeqObjective::NextItem,
         sampled: args.sampled_negatives.map(|n| NegativeSampler {

@@ -6,11 +6,13 @@
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --out table.json
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --epochs 1 --finetune-epochs 1 --out /tmp/r.json
 //! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-100k --tasks gender,cold-start --strategies peterrec-serial,finecls
-//! # the run of docs/results.md (its wall time is recorded there):
-//! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --epochs 4 --pretrain-max-len 50 \
-//!     --batch-size 64 --lr 2e-3 --finetune-epochs 3 --finetune-lr 5e-3 --cold-start-train-per-user 2 --out results-ml1m.json
+//! # the 3-seed table of docs/results.md (its wall time is recorded there):
+//! cargo run --release -p peterrec-experiments --bin movielens -- --path $PETERREC_DATA/ml-1m --seeds 0,1,2 --out table.json
 //! ```
-//! The release (ML-1M or ML-100K) is detected by the files in `--path`.
+//! The release (ML-1M or ML-100K) is detected by the files in `--path`. Every training setting
+//! defaults to the library's recipes: the backbones are pretrained as `nextitem` pretrains
+//! (C = 128, `PretrainConfig::new`), and every strategy is fine-tuned with
+//! `FineTuneTrainConfig::new`.
 //!
 //! - **Backbones.** The profile tasks fine-tune a backbone pretrained (next-item objective) on
 //!   every user's chronological sequence; the cold-start task one pretrained on the source-domain

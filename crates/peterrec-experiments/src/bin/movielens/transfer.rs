@@ -81,7 +81,7 @@ fn run_strategy<B: AutodiffBackend>(
             patience: args.patience,
             seed,
             quiet: args.run.quiet,
-            ..TrainConfig::default()
+            ..FineTuneTrainConfig::new().train
         },
         loss,
         ranking: ranking(seed),

@@ -90,6 +90,7 @@ fn crash_writer_child() {
         dir.prune(1).unwrap();
         save_backbone(&backbone, root.join(STANDALONE)).unwrap();
         vocab(version).save_json(root.join(VOCAB)).unwrap();
+        println!("saved {version}");
         version += 1;
     }
     panic!("the crash test's writer was never killed");
@@ -256,6 +257,15 @@ fn checkpoints_survive_sigkill_at_random_moments() {
             line.clear();
             assert!(out.read_line(&mut line).unwrap() > 0, "child died: {line}");
         }
+        // Every third child is killed only after it has committed a state, so that the run
+        // makes progress however slowly a loaded machine runs the children; the others die at
+        // any moment, their first save included.
+        if kill % 3 == 0 {
+            while !line.starts_with("saved") {
+                line.clear();
+                assert!(out.read_line(&mut line).unwrap() > 0, "child died: {line}");
+            }
+        }
         let delay = rng.random_range(0..60u64);
         *delays.entry(delay / 20).or_insert(0) += 1;
         std::thread::sleep(Duration::from_millis(delay));
@@ -270,6 +280,8 @@ fn checkpoints_survive_sigkill_at_random_moments() {
     println!(
         "{kills} kills, {interrupted} left temporary files behind; newest state {last}; delays by 20 ms bucket {delays:?}"
     );
-    assert!(last >= 5, "the writer made almost no progress ({last})");
+    // Every third child committed at least one state before it died.
+    let floor = ((kills / 3) as u64).saturating_sub(1).min(5);
+    assert!(last >= floor, "the writer made almost no progress ({last})");
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -59,10 +59,16 @@ pub(super) fn check_tokens<'a>(
     Ok(())
 }
 
-/// Prints the warning of [`check_lengths`], if any.
+/// Prints the warning of [`check_lengths`], if any, once per process: a program that
+/// fine-tunes hundreds of models on one backbone says it once.
 pub(super) fn check_lengths_and_warn(max_len: usize, config: &NextItNetConfig) -> Result<()> {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if let Some(w) = check_lengths(max_len, config)? {
-        eprintln!("{w}");
+        let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+        if !said.contains(&w) {
+            eprintln!("{w}");
+            said.push(w);
+        }
     }
     Ok(())
 }

@@ -6,10 +6,13 @@
 //! - `peterrec_csv`: pretraining and fine-tuning on files in the original PeterRec CSV format;
 //! - `bench_step`: timed single steps at the benchmark shapes, for side-by-side runs with the
 //!   PyTorch port (`scripts/cpu-side-by-side.sh`, `docs/benchmarks.md`);
-//! - `plot_curve`: learning curves from the training programs' metrics logs, as a PNG.
+//! - `plot_curve`: learning curves from the training programs' metrics logs, as a PNG;
+//! - `findings`: the paper's findings on MovieLens: every strategy at label budgets from 1% to
+//!   100% of the training users, and convergence curves with early stopping off
+//!   (`docs/results.md`).
 //!
-//! Run them with `cargo run --release -p peterrec-experiments --bin NAME -- ...` (add
-//! `--features flex` or `--features cuda` for those backends). This library holds what they and
+//! Run them with `cargo run --release -p peterrec-experiments --bin NAME -- ...` (Flex, the
+//! default feature, is the default device; add `--features cuda` for CUDA). This library holds what they and
 //! the root crate's criterion benches share, and the serving measurements of the `serve_tasks`
 //! example.
 
@@ -18,6 +21,7 @@
 pub mod alloc;
 pub mod baselines;
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod serving;
 pub mod stats;

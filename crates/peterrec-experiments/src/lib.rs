@@ -23,5 +23,19 @@ pub mod baselines;
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod plot;
 pub mod serving;
 pub mod stats;
+pub mod tasks;
+
+/// Runs a program's fallible body and turns its result into the exit code: the error, if any,
+/// goes to stderr as `error: ...` and the program exits with failure.
+pub fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

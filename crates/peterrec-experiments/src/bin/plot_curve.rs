@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use peterrec_train::log::read_json_lines;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -58,10 +57,7 @@ struct Args {
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(64..))]
     height: u32,
     /// TrueType font used for all text.
-    #[arg(
-        long,
-        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-    )]
+    #[arg(long, default_value = peterrec_experiments::plot::DEFAULT_FONT)]
     font: PathBuf,
 }
 
@@ -133,14 +129,7 @@ fn read_series(spec: &str, x: XAxis) -> Result<Series, AnyError> {
 }
 
 fn plot(args: &Args, series: &[Series]) -> Result<(), AnyError> {
-    let font = std::fs::read(&args.font)
-        .map_err(|e| format!("{}: cannot read the font: {e}", args.font.display()))?;
-    register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| format!("{}: not a usable TrueType font", args.font.display()))?;
+    peterrec_experiments::plot::register_sans_serif(&args.font)?;
 
     let all = series.iter().flat_map(|s| s.points.iter());
     let x_max = all.clone().map(|p| p.0).fold(0.0f64, f64::max);
@@ -217,11 +206,5 @@ fn real_main() -> Result<(), AnyError> {
 }
 
 fn main() -> ExitCode {
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    peterrec_experiments::exit_code(real_main())
 }

@@ -42,6 +42,7 @@ use clap::Parser;
 use peterrec_data::movielens::{MovieLens, Variant};
 use peterrec_experiments::alloc;
 use peterrec_experiments::cli::RunArgs;
+pub use peterrec_experiments::tasks::TaskName;
 use peterrec_model::Strategy;
 use peterrec_train::{check_device, with_backend, FineTuneTrainConfig, PretrainConfig};
 
@@ -49,31 +50,6 @@ use peterrec_train::{check_device, with_backend, FineTuneTrainConfig, PretrainCo
 peterrec_experiments::global_mimalloc!();
 
 type AnyError = Box<dyn Error>;
-
-/// The tasks of the study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum TaskName {
-    /// Gender (2 classes).
-    Gender,
-    /// Age (7 buckets).
-    Age,
-    /// Occupation (21 classes).
-    Occupation,
-    /// Cold-start recommendation of Animation and Children's movies.
-    ColdStart,
-}
-
-impl TaskName {
-    /// The name in tables and files.
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskName::Gender => "gender",
-            TaskName::Age => "age",
-            TaskName::Occupation => "occupation",
-            TaskName::ColdStart => "cold-start",
-        }
-    }
-}
 
 /// Every fine-tuning strategy at label budgets, and convergence curves.
 #[derive(Debug, Parser)]
@@ -92,14 +68,14 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "gender,age,occupation,cold-start"
+        default_value = peterrec_experiments::tasks::ALL_TASKS
     )]
     pub tasks: Vec<TaskName>,
     /// Strategies, comma separated.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "peterrec-serial,peterrec-parallel,fineall,finecls,finelast-1,scratch"
+        default_value = peterrec_experiments::tasks::ALL_STRATEGIES
     )]
     pub strategies: Vec<Strategy>,
     /// Shares of the training users (0 < share ≤ 1).
@@ -246,11 +222,5 @@ fn real_main() -> Result<(), AnyError> {
 
 fn main() -> ExitCode {
     alloc::keep_freed_memory();
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    peterrec_experiments::exit_code(real_main())
 }

@@ -3,30 +3,17 @@
 //! training loss by epoch).
 
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use crate::report::{grid, series_of};
 use crate::study::{CurveRun, Outcome};
 use crate::{AnyError, Args};
-
-fn register(args: &Args) -> Result<(), AnyError> {
-    let font = std::fs::read(&args.font)
-        .map_err(|e| format!("{}: cannot read the font: {e}", args.font.display()))?;
-    register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| format!("{}: not a usable TrueType font", args.font.display()))?;
-    Ok(())
-}
 
 /// Draws every PNG of the study into `--out-dir`.
 pub fn draw(args: &Args, out: &Outcome) -> Result<(), AnyError> {
     if out.budget.is_empty() && out.curves.is_empty() {
         return Ok(());
     }
-    register(args)?;
+    peterrec_experiments::plot::register_sans_serif(&args.font)?;
     for task in &args.tasks {
         budget_plot(args, out, task.name())?;
     }
@@ -181,6 +168,7 @@ fn curve_plot(args: &Args, task: &str, budget: f64, runs: &[&CurveRun]) -> Resul
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc(label.clone())
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 17))

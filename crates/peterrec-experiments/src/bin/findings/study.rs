@@ -5,16 +5,17 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use peterrec_data::movielens::{MovieLens, ProfileAttribute};
+use peterrec_data::movielens::MovieLens;
 use peterrec_data::split::{leave_one_out, SplitConfig};
 use peterrec_data::task::cold_start::{cold_start_task, ColdStartConfig};
 use peterrec_data::task::profile::{profile_task, ProfileTaskConfig};
 use peterrec_data::{Task, TaskKind, UserSequence, Vocab};
 use peterrec_experiments::baselines::{cap_per_user, popularity};
 use peterrec_experiments::budget::keep_share_of_users;
+use peterrec_experiments::tasks::head_for;
 use peterrec_model::{
-    load_pretrained, save_pretrained, FineTuneConfig, HeadKind, NextItNetConfig, NextItNetLM,
-    ParamReport, Strategy,
+    load_pretrained, save_pretrained, FineTuneConfig, NextItNetConfig, NextItNetLM, ParamReport,
+    Strategy,
 };
 use peterrec_train::progress::progress_visible;
 use peterrec_train::{
@@ -181,14 +182,9 @@ fn backbone<B: AutodiffBackend>(
 /// The task of `name` with the user split of `seed` (70/10/20).
 fn task_for(ml: &MovieLens, name: TaskName, vocab: &Vocab, seed: u64) -> Result<Task, AnyError> {
     let split = SplitConfig::fractions(0.7, 0.1, seed);
-    let attribute = match name {
-        TaskName::Gender => ProfileAttribute::Gender,
-        TaskName::Age => ProfileAttribute::Age,
-        TaskName::Occupation => ProfileAttribute::Occupation,
-        TaskName::ColdStart => {
-            let cfg = ColdStartConfig::new().with_split(split);
-            return Ok(cold_start_task(ml, &cfg)?.task);
-        }
+    let Some(attribute) = name.attribute() else {
+        let cfg = ColdStartConfig::new().with_split(split);
+        return Ok(cold_start_task(ml, &cfg)?.task);
     };
     let cfg = ProfileTaskConfig::new().with_split(split);
     Ok(profile_task(ml, attribute, vocab, &cfg)?.0)
@@ -223,15 +219,7 @@ fn fine_tune<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(FineTuneReport, usize, f64), AnyError> {
     let start = Instant::now();
-    let head = match task.kind {
-        TaskKind::Classification { num_classes, .. } => HeadKind::Classifier {
-            outputs: num_classes,
-        },
-        TaskKind::TargetItems { num_targets, .. } => HeadKind::TargetItems {
-            outputs: num_targets,
-        },
-    };
-    let model = FineTuneConfig::new(strategy, head)
+    let model = FineTuneConfig::new(strategy, head_for(task))
         .with_seed(seed)
         .init(lm.backbone.clone(), device)?;
     let trainable = ParamReport::of(&model).trainable;

@@ -4,55 +4,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::Parser;
-use peterrec_data::movielens::{ProfileAttribute, Variant};
+use peterrec_data::movielens::Variant;
 use peterrec_experiments::cli::RunArgs;
+pub use peterrec_experiments::tasks::TaskName;
 use peterrec_model::Strategy;
 use peterrec_train::{FineTuneLoss, FineTuneTrainConfig, LrSchedule, PretrainConfig};
-
-/// A fine-tuning task of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TaskName {
-    Gender,
-    Age,
-    Occupation,
-    ColdStart,
-}
-
-impl TaskName {
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskName::Gender => "gender",
-            TaskName::Age => "age",
-            TaskName::Occupation => "occupation",
-            TaskName::ColdStart => "cold-start",
-        }
-    }
-
-    pub fn attribute(self) -> Option<ProfileAttribute> {
-        match self {
-            TaskName::Gender => Some(ProfileAttribute::Gender),
-            TaskName::Age => Some(ProfileAttribute::Age),
-            TaskName::Occupation => Some(ProfileAttribute::Occupation),
-            TaskName::ColdStart => None,
-        }
-    }
-}
-
-impl FromStr for TaskName {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "gender" => Ok(TaskName::Gender),
-            "age" => Ok(TaskName::Age),
-            "occupation" => Ok(TaskName::Occupation),
-            "cold-start" | "coldstart" | "cold_start" => Ok(TaskName::ColdStart),
-            other => Err(format!(
-                "unknown task `{other}` (expected gender, age, occupation or cold-start)"
-            )),
-        }
-    }
-}
 
 /// A user split `TRAIN,VALID` (fractions; the test part is the rest).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,14 +109,14 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "peterrec-serial,peterrec-parallel,fineall,finecls,finelast-1,scratch"
+        default_value = peterrec_experiments::tasks::ALL_STRATEGIES
     )]
     pub strategies: Vec<Strategy>,
     /// Tasks, comma separated.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "gender,age,occupation,cold-start"
+        default_value = peterrec_experiments::tasks::ALL_TASKS
     )]
     pub tasks: Vec<TaskName>,
     /// Cold-start loss: `softmax` (over all target items) or `bce:N` (N sampled negatives).
@@ -198,24 +154,6 @@ pub fn detect(dir: &Path) -> Result<Variant, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_names_parse_in_any_spelling_of_cold_start() {
-        for (s, t) in [
-            ("gender", TaskName::Gender),
-            (" Age ", TaskName::Age),
-            ("OCCUPATION", TaskName::Occupation),
-            ("cold-start", TaskName::ColdStart),
-            ("coldstart", TaskName::ColdStart),
-            ("cold_start", TaskName::ColdStart),
-        ] {
-            assert_eq!(s.parse::<TaskName>(), Ok(t), "{s}");
-        }
-        assert!("zip".parse::<TaskName>().is_err());
-        assert_eq!(TaskName::ColdStart.name(), "cold-start");
-        assert_eq!(TaskName::ColdStart.attribute(), None);
-        assert_eq!(TaskName::Age.attribute(), Some(ProfileAttribute::Age));
-    }
 
     #[test]
     fn splits_need_two_positive_fractions_leaving_a_test_part() {

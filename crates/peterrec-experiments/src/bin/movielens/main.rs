@@ -98,11 +98,5 @@ fn real_main() -> Result<(), AnyError> {
 
 fn main() -> ExitCode {
     alloc::keep_freed_memory();
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    peterrec_experiments::exit_code(real_main())
 }

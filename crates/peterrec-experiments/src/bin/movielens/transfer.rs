@@ -10,12 +10,11 @@ use peterrec_data::movielens::MovieLens;
 use peterrec_data::split::SplitConfig;
 use peterrec_data::task::cold_start::{cold_start_task, ColdStartConfig};
 use peterrec_data::task::profile::{profile_task, ProfileTaskConfig};
-use peterrec_data::{Task, TaskKind};
+use peterrec_data::Task;
 use peterrec_experiments::baselines::{cap_per_user, popularity};
 use peterrec_experiments::stats::{mean, sd};
-use peterrec_model::{
-    FineTuneConfig, HeadKind, NextItNetConfig, NextItNetLM, ParamReport, Strategy,
-};
+use peterrec_experiments::tasks::head_for;
+use peterrec_model::{FineTuneConfig, NextItNetConfig, NextItNetLM, ParamReport, Strategy};
 use peterrec_train::{finetune, FineTuneLoss, FineTuneTrainConfig, TaskEvaluation, TrainConfig};
 
 use crate::args::{Args, TaskName};
@@ -60,15 +59,7 @@ fn run_strategy<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<RunResult, AnyError> {
     let start = Instant::now();
-    let head = match task.kind {
-        TaskKind::Classification { num_classes, .. } => HeadKind::Classifier {
-            outputs: num_classes,
-        },
-        TaskKind::TargetItems { num_targets, .. } => HeadKind::TargetItems {
-            outputs: num_targets,
-        },
-    };
-    let model = FineTuneConfig::new(strategy, head)
+    let model = FineTuneConfig::new(strategy, head_for(task))
         .with_seed(seed)
         .init(lm.backbone.clone(), device)?;
     let params = ParamReport::of(&model);

@@ -19,8 +19,8 @@ use peterrec_model::{
 };
 use peterrec_train::progress::progress_visible;
 use peterrec_train::{
-    evaluate_next_item, finetune, pretrain, FineTuneLoss, FineTuneReport, FineTuneTrainConfig,
-    PretrainConfig, RankingOptions, TaskEvaluation,
+    evaluate_next_item, finetune, pretrain, FineTuneReport, FineTuneTrainConfig, PretrainConfig,
+    RankingOptions,
 };
 use serde::Serialize;
 
@@ -238,20 +238,8 @@ fn fine_tune<B: AutodiffBackend>(
             .with_seed(seed)
             .with_quiet(true),
     );
-    let cfg = cfg.with_loss(FineTuneLoss::Softmax);
     let (_, report) = finetune(model, task, &cfg, device)?;
     Ok((report, trainable, start.elapsed().as_secs_f64()))
-}
-
-fn metric_of(task: &Task) -> &'static str {
-    match task.kind {
-        TaskKind::Classification { .. } => "accuracy",
-        TaskKind::TargetItems { .. } => "ndcg@10",
-    }
-}
-
-fn test_value(test: &TaskEvaluation) -> f64 {
-    test.headline()
 }
 
 /// Runs the study and writes every run's JSON line to `--out-dir` as it ends.
@@ -365,8 +353,8 @@ pub fn run<B: AutodiffBackend>(
                         seed,
                         train_users: users,
                         train_examples: t.train.len(),
-                        value: test_value(&report.test),
-                        metric: metric_of(&t).into(),
+                        value: report.test.headline(),
+                        metric: report.test.headline_name().into(),
                         valid: report.valid.headline(),
                         best_epoch: report.best_epoch,
                         epochs: report.epochs,
@@ -413,14 +401,14 @@ pub fn run<B: AutodiffBackend>(
                         budget,
                         seed,
                         train_users: users,
-                        metric: metric_of(&t).into(),
+                        metric: report.test.headline_name().into(),
                         history: report
                             .history
                             .iter()
                             .map(|r| (r.epoch, r.train_loss, r.valid_metric))
                             .collect(),
                         best_epoch: report.best_epoch,
-                        test_at_best: test_value(&report.test),
+                        test_at_best: report.test.headline(),
                         seconds,
                     };
                     say(format!(

@@ -2,9 +2,11 @@
 
 use std::str::FromStr;
 
+use burn::tensor::backend::AutodiffBackend;
 use peterrec_data::movielens::ProfileAttribute;
 use peterrec_data::{Task, TaskKind};
-use peterrec_model::HeadKind;
+use peterrec_model::{FineTuneConfig, FineTuneModel, HeadKind, NextItNetLM, ParamReport, Strategy};
+use peterrec_train::{finetune, FineTuneReport, FineTuneTrainConfig, Result};
 
 /// Every task, as the programs' `--tasks` default lists them.
 pub const ALL_TASKS: &str = "gender,age,occupation,cold-start";
@@ -76,6 +78,24 @@ pub fn head_for(task: &Task) -> HeadKind {
             outputs: num_targets,
         },
     }
+}
+
+/// One fine-tuning run of the tables: `strategy` on `task`, from a clone of `lm`'s backbone,
+/// with a new head of the task's kind (seeded by `cfg.train.seed`). Returns the tuned model, its
+/// report and the trainable and total parameter counts of the model before training.
+pub fn fine_tune_strategy<B: AutodiffBackend>(
+    lm: &NextItNetLM<B>,
+    task: &Task,
+    strategy: Strategy,
+    cfg: &FineTuneTrainConfig,
+    device: &B::Device,
+) -> Result<(FineTuneModel<B::InnerBackend>, FineTuneReport, ParamReport)> {
+    let model = FineTuneConfig::new(strategy, head_for(task))
+        .with_seed(cfg.train.seed)
+        .init(lm.backbone.clone(), device)?;
+    let params = ParamReport::of(&model);
+    let (tuned, report) = finetune(model, task, cfg, device)?;
+    Ok((tuned, report, params))
 }
 
 #[cfg(test)]

@@ -12,14 +12,11 @@ use peterrec_data::task::profile::{profile_task, ProfileTaskConfig};
 use peterrec_data::{Task, TaskKind, UserSequence, Vocab};
 use peterrec_experiments::baselines::{cap_per_user, popularity};
 use peterrec_experiments::budget::keep_share_of_users;
-use peterrec_experiments::tasks::head_for;
-use peterrec_model::{
-    load_pretrained, save_pretrained, FineTuneConfig, NextItNetConfig, NextItNetLM, ParamReport,
-    Strategy,
-};
+use peterrec_experiments::tasks::fine_tune_strategy;
+use peterrec_model::{load_pretrained, save_pretrained, NextItNetConfig, NextItNetLM, Strategy};
 use peterrec_train::progress::progress_visible;
 use peterrec_train::{
-    evaluate_next_item, finetune, pretrain, FineTuneReport, FineTuneTrainConfig, PretrainConfig,
+    evaluate_next_item, pretrain, FineTuneReport, FineTuneTrainConfig, PretrainConfig,
     RankingOptions,
 };
 use serde::Serialize;
@@ -219,10 +216,6 @@ fn fine_tune<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(FineTuneReport, usize, f64), AnyError> {
     let start = Instant::now();
-    let model = FineTuneConfig::new(strategy, head_for(task))
-        .with_seed(seed)
-        .init(lm.backbone.clone(), device)?;
-    let trainable = ParamReport::of(&model).trainable;
     let recipe = FineTuneTrainConfig::new();
     let patience = if early_stopping {
         recipe.train.patience
@@ -238,8 +231,8 @@ fn fine_tune<B: AutodiffBackend>(
             .with_seed(seed)
             .with_quiet(true),
     );
-    let (_, report) = finetune(model, task, &cfg, device)?;
-    Ok((report, trainable, start.elapsed().as_secs_f64()))
+    let (_, report, params) = fine_tune_strategy(lm, task, strategy, &cfg, device)?;
+    Ok((report, params.trainable, start.elapsed().as_secs_f64()))
 }
 
 /// Runs the study and writes every run's JSON line to `--out-dir` as it ends.

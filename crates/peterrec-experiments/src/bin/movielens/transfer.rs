@@ -13,9 +13,9 @@ use peterrec_data::task::profile::{profile_task, ProfileTaskConfig};
 use peterrec_data::Task;
 use peterrec_experiments::baselines::{cap_per_user, popularity};
 use peterrec_experiments::stats::{mean, sd};
-use peterrec_experiments::tasks::head_for;
-use peterrec_model::{FineTuneConfig, NextItNetConfig, NextItNetLM, ParamReport, Strategy};
-use peterrec_train::{finetune, FineTuneLoss, FineTuneTrainConfig, TaskEvaluation, TrainConfig};
+use peterrec_experiments::tasks::fine_tune_strategy;
+use peterrec_model::{NextItNetConfig, NextItNetLM, Strategy};
+use peterrec_train::{FineTuneLoss, FineTuneTrainConfig, TaskEvaluation, TrainConfig};
 
 use crate::args::{Args, TaskName};
 use crate::backbone::{pretrain_backbone, ranking};
@@ -59,10 +59,6 @@ fn run_strategy<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<RunResult, AnyError> {
     let start = Instant::now();
-    let model = FineTuneConfig::new(strategy, head_for(task))
-        .with_seed(seed)
-        .init(lm.backbone.clone(), device)?;
-    let params = ParamReport::of(&model);
     let cfg = FineTuneTrainConfig {
         train: TrainConfig {
             epochs: args.finetune_epochs,
@@ -77,7 +73,7 @@ fn run_strategy<B: AutodiffBackend>(
         loss,
         ranking: ranking(seed),
     };
-    let (tuned, report) = finetune(model, task, &cfg, device)?;
+    let (tuned, report, params) = fine_tune_strategy(lm, task, strategy, &cfg, device)?;
     let file = tmp.join(format!("{}-{strategy}-{seed}.safetensors", task.name));
     tuned.save_task(&file)?;
     let task_file_bytes = std::fs::metadata(&file)?.len();

@@ -63,6 +63,10 @@ struct Args {
     /// Dropout on the embeddings and residual branches while pretraining (default: the recipe's).
     #[arg(long)]
     dropout: Option<f64>,
+    /// Score items with the item embedding table (tied input and output embeddings) instead of
+    /// the head's own weight (default: the recipe's, untied).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    tied_output: Option<bool>,
     /// Device: flex (default), cpu (ndarray), cuda or cuda:N.
     #[arg(long, default_value_t)]
     device: DeviceChoice,
@@ -90,7 +94,8 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
         .with_train(args.train.config(recipe.train.clone()))
         .with_objective(args.objective)
         .with_sampled(sampled)
-        .with_windows(args.windows);
+        .with_windows(args.windows)
+        .with_tied_output(args.tied_output.unwrap_or(recipe.tied_output));
     let pretrained = Pretrainer::new(backbone)
         .with_config(config.clone())
         .fit::<B>(&data.sequences, &device)?;
@@ -159,6 +164,7 @@ fn run<B: AutodiffBackend>(args: &Args, data: &Dataset, device: B::Device) -> Re
             "lr_schedule": config.train.lr_schedule.to_string(),
             "max_epochs": config.train.epochs, "dropout": config.dropout,
             "weight_decay": config.train.weight_decay, "windows": config.windows,
+            "tied_output": config.tied_output,
             "seed": config.train.seed,
         },
     });

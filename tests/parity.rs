@@ -126,7 +126,7 @@ fn fixtures_match_the_pytorch_port() {
         assert_eq!(hidden.dims().to_vec(), want_hidden.shape);
         let d_hidden = max_abs_diff(&values(hidden.clone()), &want_hidden.values);
 
-        let logits = lm.head.forward(hidden);
+        let logits = lm.head.forward(hidden, &lm.backbone.embedding.weight);
         let want_logits = expected(&file, "expected.logits");
         assert_eq!(logits.dims().to_vec(), want_logits.shape);
         let d_logits = max_abs_diff(&values(logits), &want_logits.values);

@@ -6,8 +6,9 @@
 //! - [`NextItNet`]: item embedding → residual blocks of dilated causal (or centred) convolutions;
 //!   [`NextItNet::forward_at`] computes only the positions some outputs depend on
 //!   ([`positions`]), which `[CLS]` user vectors and next-item scores use.
-//! - [`NextItNetLM`]: the backbone with its pretraining softmax head; next-item, masked next-item
-//!   and cloze objectives, full or sampled softmax.
+//! - [`NextItNetLM`]: the backbone with its pretraining softmax head, whose output weight is its
+//!   own or the item embedding table (tied, [`NextItNetConfig::init_lm_with`]); next-item,
+//!   masked next-item and cloze objectives, full or sampled softmax.
 //! - [`ModelPatch`] and [`Insertion`]: PeterRec's bottleneck adapters, serial or parallel.
 //! - [`FineTuneModel`] and [`Strategy`]: `[CLS]` user vectors, task heads, and the strategies
 //!   PeterRec, FineAll, FineCLS, FineLast-n and Scratch with real freezing.

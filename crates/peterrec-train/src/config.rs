@@ -3,8 +3,9 @@
 //!
 //! The defaults are the best recipe measured for next-item pretraining on MovieLens-1M (C = 128,
 //! blocks 1, 4, 1, 4): rows of the last 50 items, batch 64, 10 epochs of Adam 4e-3 with a linear
-//! warm-up over the first 10% of the steps and a cosine decay to 0, dropout 0.2 and sub-sequence
-//! windows ([`TrainConfig::new`], [`PretrainConfig::new`]). Fine-tuning defaults to Adam 5e-3 at
+//! warm-up over the first 10% of the steps and a cosine decay to 0, dropout 0.2, sub-sequence
+//! windows and an output layer tied to the item embedding table ([`TrainConfig::new`],
+//! [`PretrainConfig::new`]). Fine-tuning defaults to Adam 5e-3 at
 //! a constant rate for 4 epochs, the settings of the MovieLens transfer table
 //! ([`FineTuneTrainConfig::new`]). `docs/results.md` has the measurements.
 //!
@@ -19,8 +20,9 @@
 use std::path::PathBuf;
 
 use burn::config::Config;
+use burn::tensor::backend::Backend;
 use peterrec_data::batch::SeqObjective;
-use peterrec_model::{FusedAdamConfig, NegativeSampler};
+use peterrec_model::{FusedAdamConfig, NegativeSampler, NextItNetConfig, NextItNetLM};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -142,11 +144,30 @@ pub struct PretrainConfig {
     /// has no dropout.
     #[config(default = 0.2)]
     pub dropout: f64,
+    /// Score items with the item embedding table instead of a softmax weight of the head's own
+    /// (input and output embeddings tied, [`peterrec_model::SoftmaxHeadConfig::tied`]; default
+    /// true, the measured recipe). [`crate::Pretrainer`] builds the head this way, and
+    /// [`PretrainConfig::init_lm`] for a model built by hand; [`crate::pretrain`] trains the
+    /// head of the model it is given.
+    #[config(default = true)]
+    pub tied_output: bool,
 }
 
 impl Default for PretrainConfig {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl PretrainConfig {
+    /// Builds `backbone` with the pretraining head this recipe trains (tied to the item
+    /// embedding table when [`Self::tied_output`]).
+    pub fn init_lm<B: Backend>(
+        &self,
+        backbone: &NextItNetConfig,
+        device: &B::Device,
+    ) -> Result<NextItNetLM<B>> {
+        Ok(backbone.init_lm_with(self.tied_output, device)?)
     }
 }
 
@@ -261,7 +282,7 @@ mod tests {
         assert_eq!(t.lr, 4e-3);
         assert_eq!(t.lr_schedule, "cosine:10%".parse().unwrap());
         assert_eq!((t.betas, t.weight_decay, t.seed), ((0.9, 0.999), 0.0, 0));
-        assert!(p.windows && p.sampled.is_none() && !p.ranking.sampled);
+        assert!(p.windows && p.tied_output && p.sampled.is_none() && !p.ranking.sampled);
         assert_eq!(p.objective, SeqObjective::NextItem);
         let f = FineTuneTrainConfig::new();
         assert_eq!(

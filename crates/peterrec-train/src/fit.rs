@@ -81,7 +81,7 @@ impl Pretrainer {
                 "no sequence has three or more items: nothing to validate or test".into(),
             ));
         }
-        let lm = self.backbone.init_lm::<B>(device)?;
+        let lm = self.config.init_lm::<B>(&self.backbone, device)?;
         let (model, report) = pretrain(lm, &split.train, &split.valid, &self.config, device)?;
         Ok(Pretrained {
             model,

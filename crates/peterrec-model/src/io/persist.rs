@@ -397,7 +397,9 @@ pub fn load_pretrained<B: Backend>(
 ) -> Result<NextItNetLM<B>> {
     let path = path.as_ref();
     let (config, file) = read_backbone_file(path)?;
-    let lm = config.init_lm(device)?;
+    // A tied head has no weight of its own: the file tells which head it holds.
+    let tied = !file.tensors.iter().any(|t| t.name == "head.linear.weight");
+    let lm = config.init_lm_with(tied, device)?;
     let (b, h): (Vec<_>, Vec<_>) = file
         .tensors
         .into_iter()

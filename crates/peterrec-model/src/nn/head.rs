@@ -1,9 +1,9 @@
 //! Output heads: the pretraining softmax head, and the fine-tuning task heads.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
-use burn::tensor::{activation::relu, backend::Backend, Tensor};
+use burn::tensor::{activation::relu, backend::Backend, module::linear, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::init::{tn_param, zeros_param};
@@ -15,6 +15,10 @@ pub struct SoftmaxHeadConfig {
     pub channels: usize,
     /// Output size `V` (the vocabulary, reserved tokens included).
     pub num_tokens: usize,
+    /// Score items with the backbone's item embedding table instead of a weight of the head's
+    /// own (input and output embeddings tied; default false, the original NextItNet head).
+    #[config(default = false)]
+    pub tied: bool,
     /// Init standard deviation.
     #[config(default = 0.02)]
     pub init_std: f64,
@@ -24,10 +28,16 @@ pub struct SoftmaxHeadConfig {
 }
 
 impl SoftmaxHeadConfig {
-    /// Builds the head.
+    /// Builds the head: a truncated-normal weight (unless tied) and a zero bias.
     pub fn init<B: Backend>(&self, device: &B::Device) -> SoftmaxHead<B> {
+        if self.tied {
+            return SoftmaxHead {
+                linear: None,
+                tied_bias: Some(zeros_param([self.num_tokens], device)),
+            };
+        }
         SoftmaxHead {
-            linear: Linear {
+            linear: Some(Linear {
                 weight: tn_param(
                     [self.channels, self.num_tokens],
                     self.init_std,
@@ -36,26 +46,58 @@ impl SoftmaxHeadConfig {
                     device,
                 ),
                 bias: Some(zeros_param([self.num_tokens], device)),
-            },
+            }),
+            tied_bias: None,
         }
     }
 }
 
-/// The original pretraining head: `logits = Linear_{C→V}(ReLU(h))`, with bias.
+/// The pretraining head: `logits = ReLU(h)·W + b` over the vocabulary, where `W` is the head's
+/// own `[C, V]` weight (the original NextItNet head) or, tied, the backbone's item embedding
+/// table `[V, C]` transposed.
 #[derive(Module, Debug)]
 pub struct SoftmaxHead<B: Backend> {
-    /// Weight `[C, V]`, bias `[V]`.
-    pub linear: Linear<B>,
+    /// Weight `[C, V]` and bias `[V]` of an untied head; `None` when tied.
+    pub linear: Option<Linear<B>>,
+    /// Bias `[V]` of a tied head; `None` when untied (the bias is then `linear`'s).
+    pub tied_bias: Option<Param<Tensor<B, 1>>>,
 }
 
 impl<B: Backend> SoftmaxHead<B> {
-    /// Logits over the vocabulary.
+    /// Whether the head scores items with the item embedding table.
+    pub fn is_tied(&self) -> bool {
+        self.linear.is_none()
+    }
+
+    /// The output weight `[C, V]` and bias `[V]`: the head's own, or, tied, `table` (the
+    /// backbone's `[V, C]` item embeddings) transposed.
+    pub fn weight_and_bias(
+        &self,
+        table: &Param<Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 1>>) {
+        match &self.linear {
+            Some(linear) => (linear.weight.val(), linear.bias.as_ref().map(|b| b.val())),
+            None => (
+                table.val().transpose(),
+                self.tied_bias.as_ref().map(|b| b.val()),
+            ),
+        }
+    }
+
+    /// Logits over the vocabulary. `table` is the backbone's item embedding table, read only
+    /// by a tied head.
     ///
     /// # Shapes
     /// - hidden: `[..., C]`
+    /// - table: `[V, C]`
     /// - output: `[..., V]`
-    pub fn forward<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
-        self.linear.forward(relu(hidden))
+    pub fn forward<const D: usize>(
+        &self,
+        hidden: Tensor<B, D>,
+        table: &Param<Tensor<B, 2>>,
+    ) -> Tensor<B, D> {
+        let (weight, bias) = self.weight_and_bias(table);
+        linear(relu(hidden), weight, bias)
     }
 }
 

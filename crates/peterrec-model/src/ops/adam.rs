@@ -427,7 +427,7 @@ mod tests {
                 bits(&m.backbone.embedding.weight.val()),
                 bits(&block.conv2.linear.weight.val()),
                 bits(&block.ln2.gamma.val()),
-                bits(&m.head.linear.weight.val()),
+                bits(&m.head.weight_and_bias(&m.backbone.embedding.weight).0),
             ]
         };
         assert_eq!(train(true), train(false));

@@ -34,10 +34,22 @@ pub struct NextItNetLM<B: Backend> {
 }
 
 impl NextItNetConfig {
-    /// Builds the backbone and its pretraining head.
+    /// Builds the backbone and the original NextItNet pretraining head, with its own output
+    /// weight ([`Self::init_lm_with`] to choose).
     pub fn init_lm<B: Backend>(&self, device: &B::Device) -> ModelResult<NextItNetLM<B>> {
+        self.init_lm_with(false, device)
+    }
+
+    /// Builds the backbone and its pretraining head, scoring items with the item embedding
+    /// table when `tied` ([`SoftmaxHeadConfig::tied`]).
+    pub fn init_lm_with<B: Backend>(
+        &self,
+        tied: bool,
+        device: &B::Device,
+    ) -> ModelResult<NextItNetLM<B>> {
         let backbone = self.try_init(device)?;
         let head = SoftmaxHeadConfig::new(self.channels, self.num_tokens)
+            .with_tied(tied)
             .with_init_std(self.init_std)
             .with_seed(self.seed)
             .init(device);
@@ -52,7 +64,10 @@ impl<B: Backend> NextItNetLM<B> {
     /// - tokens: `[batch, length]`
     /// - output: `[batch, length, V]`
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        self.head.forward(self.backbone.forward(tokens))
+        self.head.forward(
+            self.backbone.forward(tokens),
+            &self.backbone.embedding.weight,
+        )
     }
 
     /// Logits of the item following the last position (next-item scores). Only the positions
@@ -65,7 +80,8 @@ impl<B: Backend> NextItNetLM<B> {
         let [b, l] = tokens.dims();
         let hidden = self.backbone.forward_at(tokens, &[l - 1]);
         let c = hidden.dims()[2];
-        self.head.forward(hidden.reshape([b, c]))
+        self.head
+            .forward(hidden.reshape([b, c]), &self.backbone.embedding.weight)
     }
 
     /// Hidden states and targets at the positions where `mask` is 1 (`None` if there are none).
@@ -106,7 +122,7 @@ impl<B: Backend> NextItNetLM<B> {
         };
         let count = t.dims()[0];
         LossOutput {
-            loss: cross_entropy(self.head.forward(h), t),
+            loss: cross_entropy(self.head.forward(h, &self.backbone.embedding.weight), t),
             count,
         }
     }
@@ -135,8 +151,7 @@ impl<B: Backend> NextItNetLM<B> {
         let negatives = sampler.sample(rng);
         let true_log_q: Vec<f32> = true_ids.iter().map(|&i| sampler.log_q(i as u32)).collect();
         let neg_log_q: Vec<f32> = negatives.iter().map(|&i| sampler.log_q(i)).collect();
-        let weight = self.head.linear.weight.val(); // [C, V]
-        let bias = self.head.linear.bias.as_ref().map(|b| b.val());
+        let (weight, bias) = self.head.weight_and_bias(&self.backbone.embedding.weight); // [C, V]
         let dtypes = [
             h.dtype(),
             weight.dtype(),
@@ -181,14 +196,9 @@ impl<B: AutodiffBackend> NextItNetLM<B> {
             return empty_loss(&mask.device());
         };
         let count = t.dims()[0];
-        let linear = &self.head.linear;
+        let (weight, bias) = self.head.weight_and_bias(&self.backbone.embedding.weight);
         LossOutput {
-            loss: linear_cross_entropy(
-                relu(h),
-                linear.weight.val(),
-                linear.bias.as_ref().map(|b| b.val()),
-                t,
-            ),
+            loss: linear_cross_entropy(relu(h), weight, bias, t),
             count,
         }
     }
@@ -284,11 +294,11 @@ mod tests {
         let ids: Vec<i64> = t.to_data().convert::<i64>().to_vec().unwrap();
         let true_log_q = ids.iter().map(|&i| sampler.log_q(i as u32)).collect();
         let neg_log_q = negatives.iter().map(|&i| sampler.log_q(i)).collect();
-        let linear = &lm.head.linear;
+        let (weight, bias) = lm.head.weight_and_bias(&lm.backbone.embedding.weight);
         let tensor = tensor_sampled_loss(
             relu(h),
-            linear.weight.val(),
-            linear.bias.as_ref().map(|b| b.val()),
+            weight,
+            bias,
             t,
             &ids,
             &negatives,
@@ -298,5 +308,43 @@ mod tests {
         assert_eq!(host.count, 9);
         let (a, b) = (host.loss.into_scalar(), tensor.into_scalar());
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
+    #[test]
+    fn a_tied_head_trains_the_item_table_through_the_fused_loss() {
+        let device = Default::default();
+        let cfg = NextItNetConfig::new(30, 8, vec![1, 2]).with_seed(5);
+        let rows = |v: &[[i64; 5]; 2]| {
+            Tensor::<A, 2, Int>::from_data(TensorData::new(v.concat(), [2, 5]), &device)
+        };
+        let inputs = rows(&[[0, 5, 6, 7, 8], [9, 10, 11, 12, 13]]);
+        let targets = rows(&[[0, 6, 7, 8, 9], [10, 11, 12, 13, 14]]);
+        let mask = rows(&[[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]);
+        // The loss and the item table's gradient, by the fused loss or by autodiff.
+        let run = |tied: bool, fused: bool| -> (f32, Vec<f32>) {
+            let lm = cfg.init_lm_with::<A>(tied, &device).unwrap();
+            let out = if fused {
+                lm.train_loss(inputs.clone(), targets.clone(), &mask)
+            } else {
+                lm.loss(inputs.clone(), targets.clone(), &mask)
+            };
+            let loss = out.loss.clone().into_scalar();
+            let grads = out.loss.backward();
+            let g = lm.backbone.embedding.weight.grad(&grads).unwrap();
+            (loss, g.into_data().to_vec().unwrap())
+        };
+        let (fused_loss, fused) = run(true, true);
+        let (reference_loss, reference) = run(true, false);
+        assert!((fused_loss - reference_loss).abs() < 1e-5);
+        for (a, b) in fused.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // Item 29 is neither an input nor a target: only the output side reaches its row.
+        let row = |g: &[f32]| g[29 * 8..30 * 8].to_vec();
+        assert!(row(&fused).iter().any(|&x| x != 0.0));
+        assert!(row(&run(false, true).1).iter().all(|&x| x == 0.0));
+        // The tied head has no weight of its own.
+        let params = |tied: bool| cfg.init_lm_with::<A>(tied, &device).unwrap().num_params();
+        assert_eq!(params(false) - params(true), 8 * 30);
     }
 }

@@ -139,7 +139,7 @@ fn backbone<B: AutodiffBackend>(
                     .with_quiet(args.run.quiet),
             );
             let (lm, report) = pretrain(
-                config.init_lm::<B>(device)?,
+                cfg.init_lm::<B>(&config, device)?,
                 &split.train,
                 &split.valid,
                 &cfg,

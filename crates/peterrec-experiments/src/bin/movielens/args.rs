@@ -86,6 +86,10 @@ pub struct Args {
     /// Dropout on the embeddings and residual branches while pretraining.
     #[arg(long, default_value_t = PretrainConfig::new().dropout)]
     pub dropout: f64,
+    /// Pretrain with the output layer tied to the item embedding table (`--tied-output false`
+    /// for the head's own weight).
+    #[arg(long, default_value_t = PretrainConfig::new().tied_output, num_args = 0..=1, default_missing_value = "true")]
+    pub tied_output: bool,
     /// Write the pretraining metrics (one JSON line per epoch) to `<DIR>/<backbone>.jsonl`.
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
@@ -180,7 +184,7 @@ mod tests {
         assert_eq!((a.lr, a.finetune_lr, a.dropout), (4e-3, 5e-3, 0.2));
         assert_eq!(a.lr_schedule, LrSchedule::WARMUP_10_COSINE);
         assert_eq!((a.channels, a.pretrain_max_len, a.max_len), (128, 50, 50));
-        assert!(a.windows);
+        assert!(a.windows && a.tied_output);
         assert_eq!(a.dilations, [1, 4, 1, 4]);
         assert_eq!(a.split, SplitArg(0.7, 0.1));
         assert_eq!(a.strategies.len(), 6);
@@ -206,9 +210,11 @@ mod tests {
             "--quiet",
             "--windows",
             "false",
+            "--tied-output",
+            "false",
         ])
         .unwrap();
-        assert!(!a.windows);
+        assert!(!a.windows && !a.tied_output);
         assert_eq!(a.seeds, Some(vec![0, 1, 2]));
         assert_eq!(a.tasks, [TaskName::Age]);
         assert_eq!((a.run.seed, a.run.quiet), (3, true));

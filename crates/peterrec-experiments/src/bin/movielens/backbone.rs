@@ -58,17 +58,6 @@ fn pretrain_lm<B: AutodiffBackend>(
     args: &Args,
     device: &B::Device,
 ) -> Result<(NextItNetLM<B>, PretrainReport), AnyError> {
-    let lm = config.init_lm::<B>(device)?;
-    println!(
-        "\n== pretraining the {name} backbone: {} users, {} items, C={} dilations={:?}, {} parameters, max length {}, up to {} epochs",
-        split.train.len(),
-        vocab.num_items(),
-        config.channels,
-        config.dilations,
-        ParamReport::of_module(&lm, |_| true).total,
-        args.pretrain_max_len,
-        args.epochs
-    );
     let cfg = PretrainConfig {
         train: TrainConfig {
             epochs: args.epochs,
@@ -98,7 +87,19 @@ fn pretrain_lm<B: AutodiffBackend>(
         },
         windows: args.windows,
         dropout: args.dropout,
+        tied_output: args.tied_output,
     };
+    let lm = cfg.init_lm::<B>(config, device)?;
+    println!(
+        "\n== pretraining the {name} backbone: {} users, {} items, C={} dilations={:?}, {} parameters, max length {}, up to {} epochs",
+        split.train.len(),
+        vocab.num_items(),
+        config.channels,
+        config.dilations,
+        ParamReport::of_module(&lm, |_| true).total,
+        args.pretrain_max_len,
+        args.epochs
+    );
     let (lm, report) = pretrain(lm, &split.train, &split.valid, &cfg, device)?;
     for r in &report.history {
         println!(

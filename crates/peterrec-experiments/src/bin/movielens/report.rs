@@ -160,6 +160,7 @@ pub fn out_file(args: &Args, dataset: &str, out: &Outcome, rows: &Value, seconds
             "lr": args.lr,
             "lr_schedule": args.lr_schedule.to_string(),
             "windows": args.windows,
+            "tied_output": args.tied_output,
             "finetune_lr": args.finetune_lr,
             "sampled_negatives": args.sampled_negatives,
             "seed": args.run.seed,

@@ -136,7 +136,13 @@ pub fn backbone_to_port<B: Backend>(
     let mut file = PortFile::default();
     put_backbone(&mut file, backbone, true);
     if let Some(head) = head {
-        put_linear(&mut file, "head", &head.linear);
+        // A tied head is written as the untied one it equals: the item table is its weight.
+        let (weight, bias) = head.weight_and_bias(&backbone.embedding.weight);
+        let linear = Linear {
+            weight: Param::from_tensor(weight),
+            bias: bias.map(Param::from_tensor),
+        };
+        put_linear(&mut file, "head", &linear);
     }
     let mut pc = PortConfig::of_backbone(config);
     pc.set_patches(layout);

@@ -229,7 +229,10 @@ pub fn import_pretrained<B: Backend>(
     )?;
     Ok(NextItNetLM {
         backbone,
-        head: SoftmaxHead { linear },
+        head: SoftmaxHead {
+            linear: Some(linear),
+            tied_bias: None,
+        },
     })
 }
 

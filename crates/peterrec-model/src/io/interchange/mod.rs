@@ -33,6 +33,8 @@
 //! | `blocks.N.mpM.up.bias` | `[C]` | `blocks.N.mpM.up.bias` | `[C]` | as is |
 //! | `head.weight` | `[V, C]` | `head.linear.weight` ([`SoftmaxHead`]) | `[C, V]` | transpose |
 //! | `head.bias` | `[V]` | `head.linear.bias` | `[V]` | as is |
+//! | `head.weight` (export of a tied head) | `[V, C]` | `backbone.embedding.weight` | `[V, C]` | as is |
+//! | `head.bias` (export of a tied head) | `[V]` | `head.tied_bias` | `[V]` | as is |
 //! | `ft_head.weight` (`nn.Linear`) | `[K, C]` | [`TaskHead::Classifier`] `weight` | `[C, K]` | transpose |
 //! | `ft_head.bias` (`nn.Linear`) | `[K]` | [`TaskHead::Classifier`] `bias` | `[K]` | as is |
 //! | `ft_head.weight` (`nn.Embedding`, no bias) | `[K, C]` | [`TaskHead::TargetItems`] `weight` | `[K, C]` | as is |

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
+use burn::module::Param;
+use burn::tensor::{Int, Tensor, TensorData};
 use proptest::prelude::*;
 use proptest::strategy::Strategy;
 
@@ -342,4 +344,49 @@ proptest! {
             Err(e) => prop_assert!(is_typed(&e), "{}", e),
         }
     }
+}
+
+#[test]
+fn a_tied_pretrained_file_loads_tied_and_exports_as_the_untied_head_it_equals() {
+    let dir = Scratch::new("tied");
+    let device = Default::default();
+    let cfg = NextItNetConfig::new(12, 4, vec![1, 2]).with_seed(3);
+    let mut lm = cfg.init_lm_with::<B>(true, &device).unwrap();
+    // A non-zero bias, so that a bias lost on the way would show.
+    let bias: Vec<f32> = (0..12).map(|i| i as f32 / 10.0).collect();
+    lm.head.tied_bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [12]),
+        &device,
+    )));
+    let path = dir.0.join("tied.safetensors");
+    save_pretrained(&lm, &path).unwrap();
+    let loaded = load_pretrained::<B>(&path, &device).unwrap();
+    assert!(loaded.head.is_tied());
+    let names: Vec<String> = collect_params(&loaded, |_| true)
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(names.contains(&"head.tied_bias".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("head.linear")),
+        "{names:?}"
+    );
+    assert_eq!(
+        collect_params(&lm, |_| true),
+        collect_params(&loaded, |_| true)
+    );
+
+    let tokens = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(vec![0i64, 4, 5, 6, 7, 8, 9, 10], [2, 4]),
+        &device,
+    );
+    let logits = |m: &NextItNetLM<B>| -> Vec<f32> {
+        m.forward(tokens.clone()).into_data().to_vec().unwrap()
+    };
+    let port = dir.0.join("port.safetensors");
+    crate::export_pretrained(&lm, &port).unwrap();
+    let imported = crate::import_pretrained::<B>(&port, &device).unwrap();
+    assert!(!imported.head.is_tied());
+    assert_eq!(logits(&lm), logits(&imported));
+    assert_eq!(logits(&lm), logits(&loaded));
 }
